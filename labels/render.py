@@ -1,0 +1,300 @@
+"""Label PDFs with WeasyPrint: Jinja2 templates in templates/labels/, one document per call."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+from babel import Locale
+from markupsafe import Markup
+
+from .barcode import code128_svg, largest_fitting_module_mm
+from .fit import fit_block
+from .i18n import NORWEGIAN, LabelLocale, label_locale
+from .model import Address, LabelData, LabelLine
+from .qr import qr_svg
+
+Layout = Literal["a4", "thermal"]
+LAYOUTS: tuple[Layout, ...] = ("a4", "thermal")
+DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "labels"
+DEFAULT_BRAND_COLOUR = "#1f4e79"
+_HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+@dataclass(frozen=True)
+class Box:
+    """A fixed text box on the label, in mm; text in it is shrunk to fit."""
+
+    width_mm: float
+    height_mm: float
+    max_pt: float
+    min_pt: float
+    bold: bool = False
+
+
+@dataclass(frozen=True)
+class Geometry:
+    barcode_max_width_mm: float
+    barcode_module_candidates_mm: tuple[float, ...]
+    barcode_bar_height_mm: float
+    qr_size_mm: float
+    recipient: Box
+    sender: Box
+
+
+# Module sizes are whole dots at 203 dpi (3 and 2 dots) and, for home printers, 0.5 mm.
+GEOMETRY: dict[str, Geometry] = {
+    "thermal": Geometry(
+        barcode_max_width_mm=92,
+        barcode_module_candidates_mm=(0.375, 0.25),
+        barcode_bar_height_mm=16,
+        qr_size_mm=32,
+        recipient=Box(width_mm=92, height_mm=38, max_pt=16, min_pt=6, bold=True),
+        sender=Box(width_mm=92, height_mm=15, max_pt=9, min_pt=5),
+    ),
+    "a4": Geometry(
+        barcode_max_width_mm=176,
+        barcode_module_candidates_mm=(0.5, 0.375, 0.25),
+        barcode_bar_height_mm=18,
+        qr_size_mm=30,
+        recipient=Box(width_mm=112, height_mm=35, max_pt=15, min_pt=6, bold=True),
+        sender=Box(width_mm=112, height_mm=15, max_pt=9, min_pt=5),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class AddressView:
+    lines: tuple[str, ...]  # postal order: name first; phone (if any) last
+    font_pt: float
+
+
+@dataclass(frozen=True)
+class LineView:
+    sku: str
+    description: str
+    quantity: int
+    reason: str
+    unit_value: str
+    total_value: str
+    cn_code: str | None
+    origin_country: str | None
+    net_weight: str | None
+
+
+@dataclass(frozen=True)
+class NorwayView:
+    export_mrn: str | None
+    voec_number: str | None
+    sold_under_voec: bool
+    entry_route: str
+    total_value: str
+
+
+@dataclass(frozen=True)
+class LabelView:
+    """What one label's templates see: data plus everything pre-formatted in its language."""
+
+    data: LabelData
+    locale: LabelLocale
+    layout: Layout
+    recipient: AddressView
+    sender: AddressView
+    barcode_svg: Markup
+    qr_svg: Markup
+    deadline: str
+    created: str
+    lines: tuple[LineView, ...]
+    total_value: str
+    norway: NorwayView | None
+    brand_colour: str
+    brand_text_colour: str
+
+    @property
+    def gettext(self):  # the templates bind this to `_`
+        return self.locale.gettext
+
+
+def label_language(data: LabelData) -> str:
+    """Norwegian returns get Norwegian instructions whatever language the order was in."""
+    return NORWEGIAN if data.norway is not None else data.language
+
+
+def _country_name(code: str, locale: LabelLocale) -> str:
+    return Locale.parse(locale.babel_locale).territories.get(code.upper(), code.upper())
+
+
+def _address_view(address: Address, box: Box, locale: LabelLocale, show_country: bool) -> AddressView:
+    """Address lines in postal order, shrunk (and if need be shortened) to fit the box.
+
+    Name, postcode + city and country are kept; street lines and phone give way first.
+    """
+    paragraphs: list[str] = [address.name.strip()]
+    squeezable: set[int] = set()
+    for street in address.street_lines:
+        if street.strip():
+            squeezable.add(len(paragraphs))
+            paragraphs.append(street.strip())
+    paragraphs.append(f"{address.postcode.strip()} {address.city.strip()}".strip())
+    if show_country:
+        # Postal convention: the destination country in capitals on its own last line.
+        paragraphs.append(_country_name(address.country, locale).upper())
+    if address.phone and address.phone.strip():
+        squeezable.add(len(paragraphs))
+        paragraphs.append(f"{locale.gettext('Phone')} {address.phone.strip()}")
+    fitted = fit_block(
+        paragraphs,
+        squeezable=frozenset(squeezable),
+        box_width_mm=box.width_mm,
+        box_height_mm=box.height_mm,
+        max_pt=box.max_pt,
+        min_pt=box.min_pt,
+        bold=box.bold,
+    )
+    return AddressView(lines=fitted.paragraphs, font_pt=fitted.font_pt)
+
+
+def _money_totals(lines: Sequence[LabelLine], locale: LabelLocale) -> str:
+    totals: dict[str, int] = {}
+    for line in lines:
+        totals[line.currency.upper()] = totals.get(line.currency.upper(), 0) + line.total_value_minor
+    return " + ".join(locale.money(amount, currency) for currency, amount in sorted(totals.items()))
+
+
+def _line_view(line: LabelLine, locale: LabelLocale) -> LineView:
+    weight = None
+    if line.net_weight_grams is not None:
+        weight = locale.gettext("%(grams)s g", grams=f"{line.net_weight_grams:d}")
+    return LineView(
+        sku=line.sku,
+        description=line.description,
+        quantity=line.quantity,
+        reason=line.reason,
+        unit_value=locale.money(line.unit_value_minor, line.currency),
+        total_value=locale.money(line.total_value_minor, line.currency),
+        cn_code=line.cn_code,
+        origin_country=line.origin_country.upper() if line.origin_country else None,
+        net_weight=weight,
+    )
+
+
+def _brand_colours(colour: str) -> tuple[str, str]:
+    """A safe CSS colour (it lands in a style attribute) and a readable text colour on it."""
+    if not _HEX_COLOUR.match(colour or ""):
+        colour = DEFAULT_BRAND_COLOUR
+    digits = colour[1:]
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    red, green, blue = (int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return colour, "#000" if luminance > 0.6 else "#fff"
+
+
+def build_view(data: LabelData, layout: Layout) -> LabelView:
+    if layout not in GEOMETRY:
+        raise ValueError(f"unknown label layout {layout!r}; expected one of {LAYOUTS}")
+    geometry = GEOMETRY[layout]
+    locale = label_locale(label_language(data))
+    international = data.sender.country.upper() != data.recipient.country.upper()
+    module_mm = largest_fitting_module_mm(
+        data.rma, geometry.barcode_max_width_mm, geometry.barcode_module_candidates_mm
+    )
+    norway = None
+    if data.norway is not None:
+        norway = NorwayView(
+            export_mrn=data.norway.export_mrn,
+            voec_number=data.norway.voec_number,
+            sold_under_voec=bool(data.norway.voec_number) or data.norway.entry_route == "voec",
+            entry_route=data.norway.entry_route,
+            total_value=_money_totals(data.lines, locale),
+        )
+    brand_colour, brand_text_colour = _brand_colours(data.brand_colour)
+    return LabelView(
+        data=data,
+        locale=locale,
+        layout=layout,
+        recipient=_address_view(data.recipient, geometry.recipient, locale, show_country=international),
+        sender=_address_view(data.sender, geometry.sender, locale, show_country=international),
+        barcode_svg=Markup(
+            code128_svg(
+                data.rma,
+                module_mm=module_mm,
+                bar_height_mm=geometry.barcode_bar_height_mm,
+                human_readable=False,  # the page prints the RMA as real text under the bars
+            )
+        ),
+        qr_svg=Markup(qr_svg(data.status_url, size_mm=geometry.qr_size_mm)),
+        deadline=locale.date(data.drop_off_deadline),
+        created=locale.date(data.created_at.date()),
+        lines=tuple(_line_view(line, locale) for line in data.lines),
+        total_value=_money_totals(data.lines, locale),
+        norway=norway,
+        brand_colour=brand_colour,
+        brand_text_colour=brand_text_colour,
+    )
+
+
+# --- WeasyPrint plumbing, built once per process --------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _jinja_env(template_dir: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        autoescape=jinja2.select_autoescape(("html",), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+
+
+@lru_cache(maxsize=1)
+def _font_config():
+    from weasyprint.text.fonts import FontConfiguration
+
+    return FontConfiguration()
+
+
+@lru_cache(maxsize=16)
+def _stylesheets(template_dir: Path, layout: Layout) -> tuple:
+    from weasyprint import CSS
+
+    return tuple(
+        CSS(filename=str(template_dir / name), font_config=_font_config()) for name in ("base.css", f"{layout}.css")
+    )
+
+
+# WeasyPrint shares font configuration and stylesheets between renders; keep renders serial.
+_render_lock = threading.Lock()
+
+
+def render_html(items: Sequence[LabelData], layout: Layout, template_dir: Path | None = None) -> str:
+    """The HTML WeasyPrint lays out: all labels in one document, one page break between them."""
+    if not items:
+        raise ValueError("nothing to render: no labels given")
+    directory = (template_dir or DEFAULT_TEMPLATE_DIR).resolve()
+    views = [build_view(item, layout) for item in items]
+    return _jinja_env(directory).get_template(f"{layout}.html").render(labels=views)
+
+
+def render_pdf_batch(items: Sequence[LabelData], layout: Layout, *, template_dir: Path | None = None) -> bytes:
+    """Many labels in ONE WeasyPrint document (each label starts on a new page)."""
+    from weasyprint import HTML
+
+    directory = (template_dir or DEFAULT_TEMPLATE_DIR).resolve()
+    html = render_html(items, layout, directory)
+    with _render_lock:
+        document = HTML(string=html, base_url=str(directory))
+        return document.write_pdf(stylesheets=list(_stylesheets(directory, layout)), font_config=_font_config())
+
+
+def render_pdf(data: LabelData, layout: Layout, *, template_dir: Path | None = None) -> bytes:
+    """One return label as PDF: "a4" (home print with instructions) or "thermal" (100x150 mm)."""
+    return render_pdf_batch([data], layout, template_dir=template_dir)

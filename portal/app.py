@@ -1,0 +1,93 @@
+"""create_app(): assembles settings, database, sessions, CSRF, templates and the route handlers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from litestar import Litestar, Request, Response, get
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
+from litestar.stores.registry import StoreRegistry
+from sqlalchemy.engine import Engine
+
+from portal import __version__
+from portal.config import Settings, get_settings
+from portal.db import ensure_migrated, make_engine
+from portal.i18n import pick_language
+from portal.returns.views import ConsumerController
+from portal.web.deps import provide_db
+from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.store import DatabaseStore
+from portal.web.templating import template_config
+
+log = logging.getLogger("portal")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+@get("/health", include_in_schema=False, sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@get("/hello", include_in_schema=False, sync_to_thread=False, media_type="text/plain")
+def hello() -> str:
+    """The benchmark baseline: the cheapest response this server can give."""
+    return "hello"
+
+
+def _choose_language(request: Request) -> None:
+    settings = request.app.state.settings
+    request.state.lang = pick_language(
+        request.query_params.get("lang"), request.cookies.get("lang"),
+        accept_language=request.headers.get("accept-language"), default=settings.default_language,
+    )
+
+
+def load_brand(engine: Engine) -> dict:
+    from sqlmodel import Session
+
+    from portal.returns.service import get_policy
+
+    with Session(engine) as session:
+        merchant = get_policy(session)
+        return {"name": merchant.merchant_name, "support_email": merchant.support_email, "carrier": merchant.carrier_name}
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None, check_migrations: bool = True) -> Litestar:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+    if check_migrations:
+        ensure_migrated(engine)
+    state = State({"settings": settings, "engine": engine, "brand": load_brand(engine)})
+
+    return Litestar(
+        route_handlers=[
+            health,
+            hello,
+            ConsumerController,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+        ],
+        state=state,
+        dependencies={"db": Provide(provide_db)},
+        before_request=_choose_language,
+        template_config=template_config(settings.templates_dir),
+        middleware=[
+            ServerSideSessionConfig(
+                store="sessions", key="portal_session", max_age=settings.session_idle_minutes * 60,
+                secure=settings.https, httponly=True, samesite="lax", renew_on_access=True,
+            ).middleware
+        ],
+        stores=StoreRegistry({"sessions": DatabaseStore(engine, "sessions")}),
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key, cookie_secure=settings.https, cookie_samesite="lax",
+            cookie_httponly=False, exclude=["/api/", "/webhooks/"],
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(title="Nordic returns portal API", version=__version__, path="/schema"),
+        debug=False,
+    )

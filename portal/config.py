@@ -1,0 +1,94 @@
+"""Settings read from the environment, with safe defaults for the embedded (SQLite) mode."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-insecure-secret-change-me-0123456789abcdef"
+SUPPORTED_LANGUAGES = ("sv", "nb", "da", "fi", "en")
+
+
+class ConfigError(RuntimeError):
+    """Settings that cannot work; the message says which variable to fix."""
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'portal.db'}"
+    secret_key: str = DEV_SECRET
+    base_url: str = "http://127.0.0.1:8000"
+    timezone: str = "Europe/Stockholm"
+    default_language: str = "sv"
+    storage_dir: Path = REPO_ROOT / "var" / "storage"
+    label_storage: str = "database"  # or "directory"
+    smtp_url: str = ""
+    mail_dir: Path = REPO_ROOT / "var" / "mail"
+    templates_dir: Path = REPO_ROOT / "templates"
+    lookup_rate_limit: int = 10  # order lookups per client per window
+    lookup_rate_window_s: int = 300
+    session_idle_minutes: int = 30
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def validate(self) -> "Settings":
+        if self.is_production and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ConfigError(
+                "PORTAL_ENV=production needs SECRET_KEY set to a random value of at least 32 characters "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if self.default_language not in SUPPORTED_LANGUAGES:
+            raise ConfigError(f"DEFAULT_LANGUAGE must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+        if self.label_storage not in ("database", "directory"):
+            raise ConfigError("LABEL_STORAGE must be 'database' or 'directory'")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"TIMEZONE {self.timezone!r} is not a known IANA time zone") from exc
+        return self
+
+
+def settings_from_env() -> Settings:
+    defaults = Settings()
+    return Settings(
+        environment=_env("PORTAL_ENV", defaults.environment),
+        database_url=_env("DATABASE_URL", defaults.database_url),
+        secret_key=_env("SECRET_KEY", defaults.secret_key),
+        base_url=_env("BASE_URL", defaults.base_url).rstrip("/"),
+        timezone=_env("TIMEZONE", defaults.timezone),
+        default_language=_env("DEFAULT_LANGUAGE", defaults.default_language),
+        storage_dir=Path(_env("STORAGE_DIR", str(defaults.storage_dir))),
+        label_storage=_env("LABEL_STORAGE", defaults.label_storage),
+        smtp_url=_env("SMTP_URL", defaults.smtp_url),
+        mail_dir=Path(_env("MAIL_DIR", str(defaults.mail_dir))),
+        templates_dir=Path(_env("TEMPLATES_DIR", str(defaults.templates_dir))),
+        lookup_rate_limit=int(_env("LOOKUP_RATE_LIMIT", str(defaults.lookup_rate_limit))),
+        lookup_rate_window_s=int(_env("LOOKUP_RATE_WINDOW_S", str(defaults.lookup_rate_window_s))),
+        session_idle_minutes=int(_env("SESSION_IDLE_MINUTES", str(defaults.session_idle_minutes))),
+    ).validate()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return settings_from_env()

@@ -1,0 +1,260 @@
+"""Database tables. Money is integer minor units plus an ISO currency; times are UTC."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC, always hands back an aware UTC datetime (SQLite drops the zone otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; store aware UTC datetimes")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def json_column() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def json_list_column() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+# --- Customers and orders ---------------------------------------------------------------
+
+
+class Customer(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(index=True, max_length=254)
+    phone: Optional[str] = Field(default=None, index=True, max_length=32)
+    first_name: str = Field(max_length=100)
+    last_name: str = Field(max_length=100)
+    language: str = Field(default="sv", max_length=5)
+    street: str = Field(max_length=200)
+    postcode: str = Field(max_length=16)
+    city: str = Field(max_length=100)
+    country: str = Field(max_length=2)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, index=True, max_length=40)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    email: str = Field(max_length=254)
+    postcode: str = Field(max_length=16)
+    country: str = Field(max_length=2)
+    currency: str = Field(max_length=3)
+    placed_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    shipping_paid_minor: int = 0
+    standard_shipping_minor: int = 0
+    order_discount_minor: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_line"
+    __table_args__ = (sa.UniqueConstraint("order_id", "line_no"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    line_no: int
+    sku: str = Field(max_length=64, index=True)
+    name: str = Field(max_length=200)
+    category: str = Field(default="", max_length=64)
+    quantity: int
+    unit_price_minor: int
+    discount_minor: int = 0
+    vat_rate: Decimal = Field(default=Decimal("0.25"), sa_column=Column(sa.Numeric(6, 4), nullable=False))
+    returnable: bool = True
+    hs_code: Optional[str] = Field(default=None, max_length=10)
+    origin_country: Optional[str] = Field(default=None, max_length=2)
+    net_weight_grams: Optional[int] = None
+
+
+# --- Merchant policy ---------------------------------------------------------------------
+
+
+class MerchantPolicy(SQLModel, table=True):
+    """The one merchant this portal serves: return policy, addresses, and brand."""
+
+    __tablename__ = "merchant_policy"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    merchant_name: str = Field(default="Nordic Shop AB", max_length=50)
+    return_window_days: int = 30
+    non_returnable_categories: list = json_list_column()
+    non_returnable_skus: list = json_list_column()
+    refund_methods: list = json_list_column()  # "refund", "exchange", "store_credit"
+    return_reasons: list = json_list_column()  # reason codes, texts come from the catalogues
+    return_fee_minor: dict = json_column()  # currency -> fee deducted for a return label
+    support_email: str = Field(default="support@example.com", max_length=254)
+    carrier_name: str = Field(default="PostNord", max_length=50)
+    return_address: dict = json_column()  # name, street_lines, postcode, city, country
+    norway_consolidation_address: dict = json_column()
+    exporter_eori: str = Field(default="", max_length=17)
+    voec_number: Optional[str] = Field(default=None, max_length=20)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- Returns -------------------------------------------------------------------------------
+
+
+class Return(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    rma: str = Field(unique=True, index=True, max_length=16)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    status: str = Field(default="registered", index=True, max_length=24)
+    status_reason: str = Field(default="", max_length=500)
+    method: str = Field(default="drop_off", max_length=20)
+    resolution: str = Field(default="refund", max_length=20)
+    language: str = Field(default="sv", max_length=5)
+    status_token: str = Field(unique=True, index=True, max_length=64)
+    idempotency_key: str = Field(unique=True, max_length=64)
+    tracking_number: Optional[str] = Field(default=None, index=True, max_length=40)
+    is_norway: bool = False
+    version: int = 1  # optimistic concurrency for staff actions
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    proof_of_sending_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    arrived_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+
+
+class ReturnLine(SQLModel, table=True):
+    __tablename__ = "return_line"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    return_id: int = Field(foreign_key="return.id", index=True)
+    order_line_id: int = Field(foreign_key="order_line.id", index=True)
+    quantity: int
+    reason: str = Field(max_length=40)
+    comment: str = Field(default="", max_length=1000)
+    resolution: str = Field(default="refund", max_length=20)
+    received_quantity: int = 0
+    condition: Optional[str] = Field(default=None, max_length=20)
+    acceptance: str = Field(default="pending", max_length=12)
+    rejection_reason: str = Field(default="", max_length=500)
+    disposition: Optional[str] = Field(default=None, max_length=12)
+
+
+class ReturnEvent(SQLModel, table=True):
+    """Append-only timeline: the status page, audit log and notifications all read it."""
+
+    __tablename__ = "return_event"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    return_id: int = Field(foreign_key="return.id", index=True)
+    type: str = Field(max_length=40)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str = Field(default="system", max_length=120)
+    data: dict = json_column()
+
+
+class Refund(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    return_id: int = Field(foreign_key="return.id", index=True)
+    amount_minor: int
+    currency: str = Field(max_length=3)
+    method: str = Field(default="original_payment", max_length=20)
+    state: str = Field(default="pending", index=True, max_length=12)
+    due_date: Optional[date] = None
+    issued_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    external_ref: Optional[str] = Field(default=None, max_length=100)
+    breakdown: dict = json_column()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StoredDocument(SQLModel, table=True):
+    """A rendered document (label PDF, ZPL, manifest), cached by the fingerprint of its data."""
+
+    __tablename__ = "stored_document"
+    __table_args__ = (sa.UniqueConstraint("owner", "kind"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    owner: str = Field(max_length=64)  # e.g. "return:42"
+    kind: str = Field(max_length=24)  # e.g. "label-a4"
+    fingerprint: str = Field(max_length=64)
+    media_type: str = Field(max_length=64)
+    content: Optional[bytes] = Field(default=None, sa_column=Column(sa.LargeBinary, nullable=True))
+    path: Optional[str] = Field(default=None, max_length=500)
+    size: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- Norway: export declarations -----------------------------------------------------------
+
+
+class ExportDeclaration(SQLModel, table=True):
+    __tablename__ = "export_declaration"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    mrn: str = Field(unique=True, index=True, max_length=18)
+    export_date: date
+    exporter_eori: str = Field(max_length=17)
+    invoice_number: str = Field(max_length=40)
+    invoice_date: date
+    currency: str = Field(max_length=3)
+    entry_route: str = Field(default="voec", max_length=12)  # voec | simplified | ordinary
+    voec_number: Optional[str] = Field(default=None, max_length=20)
+
+
+class ExportLine(SQLModel, table=True):
+    __tablename__ = "export_line"
+    __table_args__ = (sa.UniqueConstraint("declaration_id", "goods_item_number"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    declaration_id: int = Field(foreign_key="export_declaration.id", index=True)
+    goods_item_number: int
+    order_line_id: int = Field(foreign_key="order_line.id", index=True)
+    cn_code: str = Field(max_length=8)
+    description: str = Field(max_length=200)
+    quantity: int
+    unit_value_minor: int
+    origin_country: str = Field(max_length=2)
+    net_weight_grams: int
+    agricultural: bool = False
+
+
+# --- Infrastructure -------------------------------------------------------------------------
+
+
+class KeyValue(SQLModel, table=True):
+    """Shared store for server-side sessions and rate limits, so several processes agree."""
+
+    __tablename__ = "kv_store"
+    key: str = Field(primary_key=True, max_length=255)
+    value: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    expires_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class RateLimitBucket(SQLModel, table=True):
+    """Fixed-window counters shared by every process (login, order lookup, status links)."""
+
+    __tablename__ = "rate_limit_bucket"
+    key: str = Field(primary_key=True, max_length=255)
+    window_start: int = Field(primary_key=True)  # epoch seconds
+    hits: int = 0

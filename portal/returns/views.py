@@ -1,0 +1,161 @@
+"""Consumer pages: find the order, choose lines, confirm, follow the status. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from litestar import Controller, Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.di import NamedDependency
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Response, Template
+from sqlmodel import Session
+
+from portal.i18n import COUNTRY_LANGUAGE, pick_language
+from portal.models import Order
+from portal.returns import policy, service
+from portal.returns.status import build_status_view
+from portal.web.deps import client_ip
+from portal.web.errors import error_page
+from portal.web.ratelimit import hit
+from portal.web.templating import page
+
+FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+MAX_FIELD = 1000
+
+
+def _text(data: dict[str, Any], name: str, limit: int = MAX_FIELD) -> str:
+    value = data.get(name, "")
+    if isinstance(value, list):  # a repeated field is tampering; take none of it
+        return ""
+    return str(value)[:limit]
+
+
+def _today(request: Request):
+    return datetime.now(ZoneInfo(request.app.state.settings.timezone)).date()
+
+
+def _order_language(request: Request, order: Order) -> str:
+    """An explicit choice wins; otherwise the order's market (Norwegian orders get Norwegian)."""
+    explicit = request.query_params.get("lang") or request.cookies.get("lang")
+    return pick_language(explicit, COUNTRY_LANGUAGE.get(order.country),
+                         accept_language=request.headers.get("accept-language"),
+                         default=request.app.state.settings.default_language)
+
+
+def _granted_orders(request: Request) -> list[int]:
+    granted = request.session.get("orders") if request.session else None
+    return granted if isinstance(granted, list) else []
+
+
+class ConsumerController(Controller):
+    path = "/"
+
+    @get("/", name="find_order", sync_to_thread=False)
+    def find_order_form(self, request: Request) -> Template:
+        return page(request, "pages/find_order.html", values={}, error=None)
+
+    @post("/", name="find_order_submit", sync_to_thread=True)
+    def find_order_submit(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template | Redirect | Response:
+        settings = request.app.state.settings
+        values = {"order_number": _text(data, "order_number", 40), "credential": _text(data, "credential", 254)}
+        errors = {}
+        if not values["order_number"].strip():
+            errors["order_number"] = "missing"
+        if not values["credential"].strip():
+            errors["credential"] = "missing"
+        if errors:
+            return page(request, "pages/find_order.html", status_code=400, values=values, errors=errors, error=None)
+        decision = hit(request.app.state.engine, f"lookup:{client_ip(request)}", settings.lookup_rate_limit, settings.lookup_rate_window_s)
+        if not decision.allowed:
+            return page(request, "pages/find_order.html", status_code=429, values=values, errors={},
+                        error="rate_limited", retry_after=decision.retry_after_s)
+        order = service.find_order(db, values["order_number"], values["credential"])
+        if order is None:
+            return page(request, "pages/find_order.html", status_code=404, values=values, errors={}, error="not_found")
+        granted = [oid for oid in _granted_orders(request) if oid != order.id][-9:] + [order.id]
+        request.set_session({**(request.session or {}), "orders": granted})
+        return Redirect(path=f"/orders/{order.number}")
+
+    def _granted_order(self, request: Request, db: Session, number: str) -> Order:
+        order = service.find_order_by_number(db, number)
+        if order is None or order.id not in _granted_orders(request):
+            raise NotFoundException("Find your order first with its number and your e-mail or postcode.")
+        return order
+
+    @get("/orders/{number:str}", name="choose_lines", sync_to_thread=True)
+    def choose_lines(self, request: Request, number: FromPath[str], db: NamedDependency[Session]) -> Template:
+        order = self._granted_order(request, db, number)
+        request.state.lang = _order_language(request, order)
+        return self._choose_page(request, db, order, values={}, errors={})
+
+    def _choose_page(self, request: Request, db: Session, order: Order, values: dict, errors: dict,
+                     status_code: int = 200) -> Template:
+        merchant = service.get_policy(db)
+        eligibility = service.order_eligibility(db, order, merchant, _today(request))
+        return page(
+            request, "pages/choose_lines.html", status_code=status_code,
+            order=order, lines=service.order_lines(db, order.id), eligibility=eligibility,
+            reasons=service.policy_rules(merchant).reasons, resolutions=service.policy_rules(merchant).resolutions,
+            values=values, errors=errors, form_nonce=values.get("form_nonce") or secrets.token_urlsafe(16),
+            outside_window=any(e.needs_approval for e in eligibility.values()),
+            existing=service.active_returns_of(db, order.id),
+        )
+
+    @post("/orders/{number:str}", name="register_return", sync_to_thread=True)
+    def register(self, request: Request, number: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
+        order = self._granted_order(request, db, number)
+        lang = _order_language(request, order)
+        request.state.lang = lang
+        line_ids = [line.id for line in service.order_lines(db, order.id)]
+        requested = []
+        for key in data:
+            if key.startswith("qty_") and not key[4:].isdigit():
+                return self._choose_page(request, db, order, values={}, errors={"form": "unknown_line"}, status_code=400)
+            if key.startswith("qty_") and int(key[4:]) not in line_ids:
+                return self._choose_page(request, db, order, values={}, errors={"form": "unknown_line"}, status_code=400)
+        for line_id in line_ids:
+            requested.append(policy.RequestedLine(
+                line_id, _text(data, f"qty_{line_id}", 6), _text(data, f"reason_{line_id}", 40), _text(data, f"comment_{line_id}", 5000)
+            ))
+        values = {k: _text(data, k) for k in data}
+        nonce = _text(data, "form_nonce", 64)
+        if len(nonce) < 16:
+            return self._choose_page(request, db, order, values=values, errors={"form": "form_expired"}, status_code=400)
+        try:
+            ret = service.register_return(db, service.ReturnRequest(
+                order_id=order.id, lines=requested, resolution=_text(data, "resolution", 20), language=lang, form_nonce=nonce,
+            ), _today(request))
+        except service.ReturnError as exc:
+            db.rollback()
+            return self._choose_page(request, db, order, values=values, errors=exc.fields or {"form": exc.code}, status_code=400)
+        return Redirect(path=f"/r/{ret.rma}/{ret.status_token}?new=1")
+
+    def _return_for(self, request: Request, db: Session, rma: str, token: str):
+        ret = service.return_by_status_link(db, rma, token)
+        if ret is None:
+            raise NotFoundException("This status link is not valid. Check that you copied the whole link.")
+        explicit = request.query_params.get("lang")
+        request.state.lang = pick_language(explicit, ret.language)
+        return ret
+
+    @get("/r/{rma:str}/{token:str}", name="status", sync_to_thread=True)
+    def status(self, request: Request, rma: FromPath[str], token: FromPath[str], db: NamedDependency[Session]) -> Template:
+        ret = self._return_for(request, db, rma, token)
+        view = build_status_view(db, ret, request.app.state.settings.timezone)
+        return page(request, "pages/status.html", view=view, just_created=request.query_params.get("new") == "1",
+                    status_url=f"{request.app.state.settings.base_url}/r/{ret.rma}/{ret.status_token}")
+
+    @post("/r/{rma:str}/{token:str}/cancel", name="cancel_return", sync_to_thread=True)
+    def cancel(self, request: Request, rma: FromPath[str], token: FromPath[str], db: NamedDependency[Session]) -> Redirect | Template | Response:
+        ret = self._return_for(request, db, rma, token)
+        try:
+            service.cancel_return(db, ret)
+        except service.ReturnError:
+            db.rollback()
+            return error_page(request, 409, "This return can no longer be cancelled: the parcel is already on its way.")
+        return Redirect(path=f"/r/{ret.rma}/{ret.status_token}")

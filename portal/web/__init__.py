@@ -1,0 +1,1 @@
+"""Shared web plumbing: templates, sessions, CSRF, errors, rate limits."""

@@ -1,0 +1,75 @@
+"""Every error becomes a friendly page (or an RFC 9457 problem for the API), never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Template
+from sqlalchemy.exc import OperationalError, InterfaceError
+
+from portal.web.templating import page
+
+log = logging.getLogger("portal.errors")
+
+TITLES = {
+    400: "This request could not be understood",
+    403: "You do not have access to this page",
+    404: "We could not find that page",
+    405: "That is not allowed here",
+    409: "Someone else changed this at the same time",
+    413: "That is too large",
+    429: "Too many attempts",
+    500: "Something went wrong on our side",
+    503: "The portal is briefly unavailable",
+}
+
+
+def _wants_problem(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "").split(",")[0]
+
+
+def problem(status: int, detail: str, errors: list[dict] | None = None, headers: dict | None = None) -> Response:
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return Response(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def error_page(request: Request, status: int, detail: str = "", headers: dict | None = None) -> Response | Template:
+    if _wants_problem(request):
+        return problem(status, detail or TITLES.get(status, "Error"), headers=headers)
+    response = page(request, "pages/error.html", status_code=status, status=status, title=TITLES.get(status, "Error"), detail=detail)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def handle_http_exception(request: Request, exc: HTTPException) -> Response | Template:
+    status = exc.status_code
+    detail = exc.detail if status < 500 else ""
+    if isinstance(exc, ValidationException) and _wants_problem(request):
+        extra = exc.extra if isinstance(exc.extra, list) else []
+        return problem(400, "The request has invalid fields", [dict(e) for e in extra if isinstance(e, dict)])
+    if "csrf" in str(exc.detail).lower():
+        detail = "Your form expired or was sent from another page. Please go back, reload and try again."
+    return error_page(request, status, detail, headers=getattr(exc, "headers", None))
+
+
+def handle_database_unavailable(request: Request, exc: Exception) -> Response | Template:
+    log.warning("database unavailable: %s", exc)
+    return error_page(request, 503, "Please try again in a minute.", headers={"Retry-After": "10"})
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response | Template:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_page(request, 500)
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: handle_http_exception,
+    OperationalError: handle_database_unavailable,
+    InterfaceError: handle_database_unavailable,
+    Exception: handle_unexpected,
+}

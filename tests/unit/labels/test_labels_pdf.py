@@ -1,0 +1,105 @@
+"""Rendered PDFs, checked the way a carrier and a consumer would: scan it, read it, measure it."""
+
+from __future__ import annotations
+
+import pytest
+
+from labels.render import render_html, render_pdf
+
+A4_PT = (595.28, 841.89)
+THERMAL_PT = (283.46, 425.20)
+
+
+@pytest.fixture(scope="module")
+def swedish(kit):
+    return kit.make_label()
+
+
+@pytest.fixture(scope="module")
+def thermal_pdf(swedish):
+    return render_pdf(swedish, "thermal")
+
+
+@pytest.fixture(scope="module")
+def a4_pdf(swedish):
+    return render_pdf(swedish, "a4")
+
+
+def test_thermal_is_exactly_one_100x150_page(kit, thermal_pdf):
+    (size,) = kit.page_sizes_pt(thermal_pdf)
+    assert size == pytest.approx(THERMAL_PT, abs=0.5)
+
+
+def test_thermal_barcode_and_qr_scan_at_203_dpi(kit, swedish, thermal_pdf):
+    found = kit.decode_page(thermal_pdf, 0, dpi=203)
+    assert found.get("Code128") == [swedish.rma]
+    assert found.get("QRCode") == [swedish.status_url]
+
+
+def test_thermal_shows_both_addresses_rma_and_carrier(kit, swedish, thermal_pdf):
+    text = kit.pdf_text(thermal_pdf)
+    for expected in (
+        "Nordvik Outdoor Returer", "Lagervägen 4", "553 03 Jönköping",
+        "Anna Andersson", "Storgatan 12 lgh 1102", "114 55 Stockholm",
+        swedish.rma, "PostNord", "100234", "14 december 2025",
+    ):
+        assert expected in text
+
+
+def test_a4_is_a4_and_scans_at_150_dpi(kit, swedish, a4_pdf):
+    sizes = kit.page_sizes_pt(a4_pdf)
+    assert sizes and all(size == pytest.approx(A4_PT, abs=0.5) for size in sizes)
+    found = kit.decode_page(a4_pdf, 0, dpi=150)
+    assert found.get("Code128") == [swedish.rma]
+    assert found.get("QRCode") == [swedish.status_url]
+
+
+def test_a4_has_label_instructions_and_packing_slip(kit, swedish, a4_pdf):
+    text = kit.pdf_text(a4_pdf)
+    for expected in ("Nordvik Outdoor Returer", "553 03 Jönköping", "Anna Andersson", "114 55 Stockholm", swedish.rma):
+        assert expected in text
+    # Instructions: pack, fasten, drop off with carrier and deadline, follow with the RMA.
+    assert "Så skickar du din retur" in text
+    assert "Tejpa fast den slätt".lower() in text.lower()
+    assert "Lämna in paketet hos ett PostNord-ombud eller i ett paketskåp senast 14 december 2025" in text
+    assert f"Ditt returnummer är {swedish.rma}" in text
+    assert swedish.status_url in text
+    # Packing slip lists every returned line with SKU, description, quantity and reason.
+    assert "Följesedel" in text
+    for line in swedish.lines:
+        assert line.sku in text and line.description in text
+    assert text.count("Too small") == len(swedish.lines)
+
+
+def test_domestic_addresses_have_no_country_line_but_international_do(kit):
+    domestic = render_html([kit.make_label()], "thermal")
+    assert "SVERIGE" not in domestic
+    abroad = kit.make_label(sender=kit.make_label().sender.__class__("Ola", ("Gate 1",), "0150", "Oslo", "NO"))
+    html = render_html([abroad], "thermal")
+    assert "SVERIGE" in html and "NORGE" in html
+
+
+def test_user_text_is_escaped_not_interpreted(kit):
+    sneaky = kit.make_label(merchant_name="<script>x</script>", brand_colour="red; background: url(http://x)")
+    html = render_html([sneaky], "a4")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "url(http://x)" not in html and "#1f4e79" in html
+
+
+def test_unknown_layout_is_refused(kit):
+    with pytest.raises(ValueError, match="layout"):
+        render_pdf(kit.make_label(), "letter")  # type: ignore[arg-type]
+
+
+def test_template_dir_can_be_overridden(kit, tmp_path):
+    from labels.render import DEFAULT_TEMPLATE_DIR
+    import shutil
+
+    custom = tmp_path / "labels"
+    shutil.copytree(DEFAULT_TEMPLATE_DIR, custom)
+    thermal = custom / "thermal.html"
+    thermal.write_text(thermal.read_text().replace('<div class="t-head">', '<div class="t-head"><!-- custom -->'))
+    (custom / "thermal.css").write_text((custom / "thermal.css").read_text() + "\n.t-head { background: #333; }\n")
+    pdf = render_pdf(kit.make_label(), "thermal", template_dir=custom)
+    assert kit.decode_page(pdf, 0, dpi=203).get("Code128") == ["R7K4-MX2Q"]
+    assert "custom" in render_html([kit.make_label()], "thermal", custom)
