@@ -19,7 +19,7 @@ deps: $(STAMP) system-deps
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 # Debian packages: installed when we are root (or have sudo); otherwise we say what to install.

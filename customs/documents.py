@@ -21,7 +21,7 @@ from customs.model import (
     ManifestLine,
     ManifestTotals,
 )
-from customs.rates import format_minor, parse_minor
+from customs.rates import format_minor
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "customs"
 JSON_SCHEMA = "nordic-returns-portal/customs-manifest"

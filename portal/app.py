@@ -48,6 +48,16 @@ def _choose_language(request: Request) -> None:
     )
 
 
+def warn_if_slow_pdf() -> None:
+    from labels import harfbuzz_subset_available
+
+    if not harfbuzz_subset_available():
+        log.warning(
+            "libharfbuzz-subset0 is missing: WeasyPrint renders labels several times slower. "
+            "Install it with: sudo apt-get install libharfbuzz-subset0"
+        )
+
+
 def load_brand(engine: Engine) -> dict:
     from sqlmodel import Session
 
@@ -63,6 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
     engine = engine or make_engine(settings.database_url)
     if check_migrations:
         ensure_migrated(engine)
+    warn_if_slow_pdf()
     state = State({"settings": settings, "engine": engine, "brand": load_brand(engine)})
 
     return Litestar(

@@ -111,3 +111,8 @@ def local_datetime(value: datetime | None, language: str, tz: str) -> str:
     if value is None:
         return ""
     return format_datetime(value, format="medium", tzinfo=ZoneInfo(tz), locale=babel_locale(language))
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction; translated later, where the language is known."""
+    return message

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+
+import labels
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -11,12 +13,13 @@ from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.di import NamedDependency
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 from sqlmodel import Session
 
 from portal.i18n import COUNTRY_LANGUAGE, pick_language
 from portal.models import Order
+from portal.returns import labels as return_labels
 from portal.returns import policy, service
 from portal.returns.status import build_status_view
 from portal.web.deps import client_ip
@@ -159,3 +162,40 @@ class ConsumerController(Controller):
             db.rollback()
             return error_page(request, 409, "This return can no longer be cancelled: the parcel is already on its way.")
         return Redirect(path=f"/r/{ret.rma}/{ret.status_token}")
+
+    def _label_ready(self, request: Request, db: Session, rma: str, token: str):
+        ret = self._return_for(request, db, rma, token)
+        if ret.status in ("pending_approval", "rejected", "cancelled", "expired"):
+            return ret, error_page(request, 409, "There is no label for this return: it is not approved, or it was cancelled.")
+        return ret, None
+
+    @get("/r/{rma:str}/{token:str}/label.pdf", name="label_pdf", sync_to_thread=True)
+    def label_pdf(self, request: Request, rma: FromPath[str], token: FromPath[str], db: NamedDependency[Session],
+                  layout: FromQuery[str] = "a4") -> Response:
+        if layout not in ("a4", "thermal"):
+            return error_page(request, 400, "Choose the A4 label or the label-printer (thermal) label.")
+        ret, refusal = self._label_ready(request, db, rma, token)
+        if refusal:
+            return refusal
+        content, _ = return_labels.label_document(db, ret, layout, request.app.state.settings)
+        return Response(content, media_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="return-label-{ret.rma}-{layout}.pdf"',
+            "Cache-Control": "private, max-age=300",
+        })
+
+    @get("/r/{rma:str}/{token:str}/label.zpl", name="label_zpl", sync_to_thread=True)
+    def label_zpl(self, request: Request, rma: FromPath[str], token: FromPath[str], db: NamedDependency[Session]) -> Response:
+        ret, refusal = self._label_ready(request, db, rma, token)
+        if refusal:
+            return refusal
+        content, _ = return_labels.label_document(db, ret, "zpl", request.app.state.settings)
+        return Response(content, media_type="text/plain; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="return-label-{ret.rma}.zpl"'})
+
+    @get("/r/{rma:str}/{token:str}/qr.svg", name="label_qr", sync_to_thread=True)
+    def qr(self, request: Request, rma: FromPath[str], token: FromPath[str], db: NamedDependency[Session]) -> Response:
+        ret, refusal = self._label_ready(request, db, rma, token)
+        if refusal:
+            return refusal
+        svg = labels.qr_svg(return_labels.status_url(request.app.state.settings, ret), size_mm=50)
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})

@@ -74,6 +74,20 @@ def page_texts(pdf: bytes) -> list[str]:
     return [" ".join((page.extract_text() or "").split()) for page in PdfReader(io.BytesIO(pdf)).pages]
 
 
+def page_texts_pdfium(pdf: bytes) -> list[str]:
+    """Per-page text via pdfium. pypdf 7 garbles a whole font's text when its ToUnicode map has a
+    surrogate-pair entry (any emoji DejaVu draws, e.g. U+1F642); pdfium and poppler read it fine."""
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        texts = []
+        for page in document:
+            textpage = page.get_textpage()
+            texts.append(" ".join(textpage.get_text_range().split()))
+        return texts
+    finally:
+        document.close()
+
+
 def page_sizes_pt(pdf: bytes) -> list[tuple[float, float]]:
     return [(float(page.mediabox.width), float(page.mediabox.height)) for page in PdfReader(io.BytesIO(pdf)).pages]
 
@@ -111,6 +125,7 @@ def kit() -> SimpleNamespace:
         make_norway_label=make_norway_label,
         pdf_text=pdf_text,
         page_texts=page_texts,
+        page_texts_pdfium=page_texts_pdfium,
         page_sizes_pt=page_sizes_pt,
         decode_page=decode_page,
         render_svg_to_pdf=render_svg_to_pdf,

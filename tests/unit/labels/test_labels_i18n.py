@@ -103,11 +103,11 @@ def test_missing_catalogue_fails_loudly_instead_of_silent_english(tmp_path):
     ("language", "minor", "currency", "expected"),
     [
         ("sv", 123_450, "SEK", "1\xa0234,50\xa0kr"),
-        ("nb", 99_900, "NOK", "kr\xa0999,00"),
+        ("nb", 99_900, "NOK", "999,00\xa0kr"),
         ("da", 19_995, "DKK", "199,95\xa0kr."),
         ("fi", 4_990, "EUR", "49,90\xa0€"),
-        ("en", 1_000, "JPY", "¥1,000"),  # zero-digit currency: 1000 minor units = 1000 yen
-        ("en", 1_234, "BHD", "BHD\xa01.234"),  # three-digit currency
+        ("en", 1_000, "JPY", "JP¥1,000"),  # zero-digit currency: 1000 minor units = 1000 yen
+        ("en", 1_234, "BHD", "BHD1.234"),  # three-digit currency
     ],
 )
 def test_money_is_formatted_per_locale_with_currency_digits(language, minor, currency, expected):

@@ -1,0 +1,1 @@
+"""Rendered documents (labels, manifests): rendered once, stored, served from the store."""
