@@ -142,9 +142,9 @@ def _address_view(address: Address, box: Box, locale: LabelLocale, show_country:
             squeezable.add(len(paragraphs))
             paragraphs.append(street.strip())
     paragraphs.append(f"{address.postcode.strip()} {address.city.strip()}".strip())
-    if show_country:
+    if show_country and address.country.strip():
         # Postal convention: the destination country in capitals on its own last line.
-        paragraphs.append(_country_name(address.country, locale).upper())
+        paragraphs.append(_country_name(address.country.strip(), locale).upper())
     if address.phone and address.phone.strip():
         squeezable.add(len(paragraphs))
         paragraphs.append(f"{locale.gettext('Phone')} {address.phone.strip()}")

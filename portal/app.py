@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
     if check_migrations:
         ensure_migrated(engine)
     warn_if_slow_pdf()
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one line per render step is noise
     state = State({"settings": settings, "engine": engine, "brand": load_brand(engine)})
 
     return Litestar(
