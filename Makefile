@@ -39,8 +39,8 @@ extract-messages: deps
 	$(BIN)/pybabel extract -F labels/babel.cfg -o labels/locale/labels.pot --no-location --omit-header .
 
 update-messages: extract-messages
-	$(BIN)/pybabel update -i portal/locale/messages.pot -d portal/locale -D messages --no-fuzzy-matching
-	$(BIN)/pybabel update -i labels/locale/labels.pot -d labels/locale -D labels --no-fuzzy-matching
+	$(BIN)/pybabel update -i portal/locale/messages.pot -d portal/locale -D messages --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel update -i labels/locale/labels.pot -d labels/locale -D labels --no-fuzzy-matching --ignore-obsolete
 
 bench: deps catalogs
 	$(BIN)/python bench/labels.py

@@ -212,6 +212,7 @@ def test_post_without_csrf_token_is_refused_politely(client):
 def test_norwegian_order_is_in_norwegian(client, demo_engine):
     html = open_order(client, "NO-2001", "ola.nordmann@example.no")
     assert '<html lang="nb">' in html
+    assert "Too small" not in html and "Money back" not in html  # macros translate too
     hd = lines_of(demo_engine, "NO-2001")["HD-200"].id
     location = submit(client, "NO-2001", html, {f"qty_{hd}": "1", f"reason_{hd}": "too_small"}).headers["location"]
     status = client.get(location)
