@@ -63,6 +63,45 @@ def _print_urls(base_url: str) -> None:
     click.echo("")
 
 
+@main.command("print-labels")
+@click.option("--rma", "rmas", multiple=True, help="Only these returns (repeatable).")
+@click.option("--status", default="label_issued", show_default=True, help="Returns in this state (ignored with --rma).")
+@click.option("--resolution", type=click.Choice(["refund", "exchange", "store_credit"]), help="Only this resolution.")
+@click.option("--layout", type=click.Choice(["thermal", "a4"]), default="thermal", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True)
+def print_labels(rmas: tuple[str, ...], status: str, resolution: str | None, layout: str, output: str) -> None:
+    """Render many labels into one PDF for the printer (e.g. all exchanges to ship today)."""
+    from sqlmodel import Session, select
+
+    import labels
+    from portal.db import make_engine
+    from portal.models import Return
+    from portal.returns.identifiers import normalise_rma
+    from portal.returns.labels import label_data
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    _require_migrated(engine)
+    with Session(engine) as session:
+        query = select(Return).order_by(Return.created_at)
+        if rmas:
+            query = query.where(Return.rma.in_([normalise_rma(r) for r in rmas]))
+        else:
+            query = query.where(Return.status == status)
+        if resolution:
+            query = query.where(Return.resolution == resolution)
+        returns = session.exec(query).all()
+        if not returns:
+            raise click.ClickException("No returns match; nothing to print.")
+        missing = set(normalise_rma(r) for r in rmas) - {r.rma for r in returns}
+        if missing:
+            raise click.ClickException(f"Unknown RMA numbers: {', '.join(sorted(missing))}")
+        data = [label_data(session, ret, settings) for ret in returns]
+    with open(output, "wb") as fh:
+        fh.write(labels.render_pdf_batch(data, layout))
+    click.echo(f"{len(data)} labels written to {output}")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

@@ -258,3 +258,26 @@ class RateLimitBucket(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=255)
     window_start: int = Field(primary_key=True)  # epoch seconds
     hits: int = 0
+
+
+# --- Norway: customs match per return line -------------------------------------------------
+
+
+class ReturnLineCustoms(SQLModel, table=True):
+    """A Norwegian return line matched to the export goods item(s) it left on, and the relief verdict.
+
+    allocations: [{"goods_item_number": int, "quantity": int}] on `mrn`; results: every
+    returned-goods-relief rule as {"ok", "code", "reason"} (reasons are for staff only).
+    """
+
+    __tablename__ = "return_line_customs"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    return_line_id: int = Field(foreign_key="return_line.id", unique=True, index=True)
+    declaration_id: Optional[int] = Field(default=None, foreign_key="export_declaration.id", index=True)
+    mrn: Optional[str] = Field(default=None, max_length=18)
+    allocations: list = json_list_column()
+    relief: Optional[str] = Field(default=None, max_length=3)  # "F01" or None
+    procedure: str = Field(default="6110", max_length=4)
+    needs_attention: bool = False
+    results: list = json_list_column()
+    assessed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

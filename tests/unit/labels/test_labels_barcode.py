@@ -89,7 +89,7 @@ def test_qr_svg_has_quiet_zone_size_and_decodes(kit):
     assert 'width="25mm"' in svg and 'height="25mm"' in svg
     assert f'viewBox="0 0 {modules + 8} {modules + 8}"' in svg
     assert svg.count("<path") == 1
-    first_dark = min(int(x) for x in re.findall(r"M(\d+),", svg))
+    first_dark = min(int(x) for x in re.findall(r"M(\d+) ", svg))
     assert first_dark == 4  # the finder pattern starts right after the 4-module quiet zone
     pdf = kit.render_svg_to_pdf(svg, width_mm=40, height_mm=40)
     assert kit.decode_page(pdf, 0, dpi=150).get("QRCode") == [kit.STATUS_URL]

@@ -1,0 +1,1 @@
+"""Norway: adapters from the portal's tables to the pure `customs` library."""
