@@ -22,6 +22,7 @@ from portal.i18n import pick_language
 from portal.returns.views import ConsumerController
 from portal.web.deps import provide_db
 from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.security import security_headers_hook
 from portal.web.store import DatabaseStore
 from portal.web.templating import template_config
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
         state=state,
         dependencies={"db": Provide(provide_db)},
         before_request=_choose_language,
+        before_send=[security_headers_hook(settings.https)],
         template_config=template_config(settings.templates_dir),
         middleware=[
             ServerSideSessionConfig(
