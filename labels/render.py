@@ -130,24 +130,31 @@ def _country_name(code: str, locale: LabelLocale) -> str:
     return Locale.parse(locale.babel_locale).territories.get(code.upper(), code.upper())
 
 
+def _one_line(text: str) -> str:
+    """Collapse whitespace, newlines included: each address field is exactly one paragraph."""
+    return " ".join(text.split())
+
+
 def _address_view(address: Address, box: Box, locale: LabelLocale, show_country: bool) -> AddressView:
     """Address lines in postal order, shrunk (and if need be shortened) to fit the box.
 
     Name, postcode + city and country are kept; street lines and phone give way first.
     """
-    paragraphs: list[str] = [address.name.strip()]
+    paragraphs: list[str] = [_one_line(address.name)]
     squeezable: set[int] = set()
     for street in address.street_lines:
-        if street.strip():
+        if _one_line(street):
             squeezable.add(len(paragraphs))
-            paragraphs.append(street.strip())
-    paragraphs.append(f"{address.postcode.strip()} {address.city.strip()}".strip())
+            paragraphs.append(_one_line(street))
+    paragraphs.append(_one_line(f"{address.postcode} {address.city}"))
     if show_country and address.country.strip():
         # Postal convention: the destination country in capitals on its own last line.
         paragraphs.append(_country_name(address.country.strip(), locale).upper())
-    if address.phone and address.phone.strip():
+    if address.phone and _one_line(address.phone):
         squeezable.add(len(paragraphs))
-        paragraphs.append(f"{locale.gettext('Phone')} {address.phone.strip()}")
+        # Not inside an f-string: message extraction cannot see calls in f-strings.
+        phone_caption = locale.gettext("Phone")
+        paragraphs.append(f"{phone_caption} {_one_line(address.phone)}")
     fitted = fit_block(
         paragraphs,
         squeezable=frozenset(squeezable),

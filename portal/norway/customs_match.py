@@ -80,7 +80,7 @@ def _declarations_by_ref(
         export_lines = list(session.exec(select(ExportLine).where(ExportLine.declaration_id == row.id)))
         try:
             usable.append((row, to_customs_declaration(row, export_lines)))
-        except KeyError as error:
+        except ValueError as error:
             for line in export_lines:
                 unusable.setdefault(str(line.order_line_id), f"Export declaration {row.mrn} is unusable: {error}")
     carried = {line.order_line_ref for _, adapted in usable for line in adapted.lines}

@@ -172,14 +172,14 @@ def register_return(session: Session, request: ReturnRequest, today: date) -> Re
                 resolution=request.resolution,
             )
         )
-    if ret.is_norway:
-        from portal.norway.customs_match import match_return  # here: customs_match imports this module
-
-        match_return(session, ret, today)  # flushes the lines; flags lines, never the header status
     record_event(session, ret, "return.registered", request.actor, {
         "lines": [{"order_line_id": c.line_id, "quantity": c.quantity, "reason": c.reason} for c in chosen],
         "resolution": request.resolution,
     })
+    if ret.is_norway:
+        from portal.norway.customs_match import match_return  # here: customs_match imports this module
+
+        match_return(session, ret, today)  # flushes the lines; flags lines, never the header status
     if pending:
         record_event(session, ret, "return.pending_approval", "system", {"reason": policy.OUTSIDE_WINDOW})
     else:

@@ -21,6 +21,7 @@ from portal.models import (
     ReturnLine,
     ReturnLineCustoms,
 )
+from portal.norway.customs_match import match_return
 from portal.returns import policy, service
 from portal.returns.status import build_status_view
 
@@ -130,6 +131,18 @@ def test_the_same_form_twice_matches_once(demo_engine):
     assert first == second
     with Session(demo_engine) as s:
         assert s.exec(select(sa.func.count()).select_from(ReturnLineCustoms)).one() == 1
+
+
+def test_matching_again_updates_the_rows_in_place(demo_engine):
+    return_id = register(demo_engine, "NO-2001", {"TS-100": 3})
+    before = customs_by_sku(demo_engine, return_id)["TS-100"]
+    with Session(demo_engine) as s:
+        rows = match_return(s, s.get(Return, return_id), TODAY)
+        s.commit()
+        assert [row.id for row in rows] == [before.id]
+    after = customs_by_sku(demo_engine, return_id)["TS-100"]
+    assert after.allocations == [{"goods_item_number": 2, "quantity": 3}]  # its own units are not "earlier"
+    assert after.needs_attention is False and after.assessed_at >= before.assessed_at
 
 
 # --- (b) several returns against one export line ----------------------------------------------

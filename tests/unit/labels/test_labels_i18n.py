@@ -14,12 +14,15 @@ from labels.i18n import (
     LOCALE_DIR,
     SUPPORTED_LANGUAGES,
     CatalogueMissingError,
+    LabelLocale,
     label_locale,
     money_decimal,
     resolve_language,
     translations,
 )
-from labels.render import render_pdf
+from labels.model import Address, NorwayInfo
+from labels.render import render_html, render_pdf
+from labels.zpl import render_zpl
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -78,6 +81,32 @@ def test_every_message_is_translated(language):
     for message in catalogue:
         if message.id and "%(" in message.id:
             assert sorted(_placeholders(message.id)) == sorted(_placeholders(message.string)), message.id
+
+
+def test_every_message_used_while_rendering_is_in_every_catalogue(kit, monkeypatch):
+    """Catches msgids extraction cannot see (e.g. a gettext call inside an f-string)."""
+    used: set[str] = set()
+    original = LabelLocale.gettext
+
+    def recording_gettext(self, message, **values):
+        used.add(message)
+        return original(self, message, **values)
+
+    monkeypatch.setattr(LabelLocale, "gettext", recording_gettext)
+    abroad = Address("Ola Nordmann", ("Gate 1",), "0150", "Oslo", "NO", "+4791234567")
+    variants = [kit.make_label(language=language, sender=abroad) for language in SUPPORTED_LANGUAGES]
+    for voec, route in (("VOEC-1", "voec"), (None, "voec"), (None, "simplified"), (None, "ordinary")):
+        variants.append(kit.make_norway_label(norway=NorwayInfo(voec_number=voec, export_mrn=None, entry_route=route)))
+    for data in variants:
+        render_html([data], "a4")
+        render_html([data], "thermal")
+        render_zpl(data)
+    assert "Phone" in used and "Not stated" in used
+    for language in SUPPORTED_LANGUAGES:
+        with (LOCALE_DIR / language / "LC_MESSAGES" / "labels.po").open("rb") as handle:
+            catalogue = read_po(handle)
+        missing = sorted(m for m in used if not (catalogue.get(m) and catalogue.get(m).string))
+        assert missing == [], language
 
 
 def _placeholders(text: str) -> list[str]:

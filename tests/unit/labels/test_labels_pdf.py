@@ -40,7 +40,7 @@ def test_thermal_shows_both_addresses_rma_and_carrier(kit, swedish, thermal_pdf)
     text = kit.pdf_text(thermal_pdf)
     for expected in (
         "Nordvik Outdoor Returer", "Lagervägen 4", "553 03 Jönköping",
-        "Anna Andersson", "Storgatan 12 lgh 1102", "114 55 Stockholm",
+        "Anna Andersson", "Storgatan 12 lgh 1102", "114 55 Stockholm", "Tel. +46701234567",
         swedish.rma, "PostNord", "100234", "14 december 2025",
     ):
         assert expected in text
