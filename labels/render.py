@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,7 +81,6 @@ class LineView:
     description: str
     quantity: int
     reason: str
-    unit_value: str
     total_value: str
     cn_code: str | None
     origin_country: str | None
@@ -103,7 +102,6 @@ class LabelView:
 
     data: LabelData
     locale: LabelLocale
-    layout: Layout
     recipient: AddressView
     sender: AddressView
     barcode_svg: Markup
@@ -111,13 +109,11 @@ class LabelView:
     deadline: str
     created: str
     lines: tuple[LineView, ...]
-    total_value: str
     norway: NorwayView | None
     brand_colour: str
-    brand_text_colour: str
 
     @property
-    def gettext(self):  # the templates bind this to `_`
+    def gettext(self) -> Callable[..., str]:  # the templates bind this to `_`
         return self.locale.gettext
 
 
@@ -183,7 +179,6 @@ def _line_view(line: LabelLine, locale: LabelLocale) -> LineView:
         description=line.description,
         quantity=line.quantity,
         reason=line.reason,
-        unit_value=locale.money(line.unit_value_minor, line.currency),
         total_value=locale.money(line.total_value_minor, line.currency),
         cn_code=line.cn_code,
         origin_country=line.origin_country.upper() if line.origin_country else None,
@@ -191,16 +186,17 @@ def _line_view(line: LabelLine, locale: LabelLocale) -> LineView:
     )
 
 
-def _brand_colours(colour: str) -> tuple[str, str]:
-    """A safe CSS colour (it lands in a style attribute) and a readable text colour on it."""
+def brand_ink(colour: str) -> str:
+    """The brand colour for headings on white paper: only a well-formed hex colour (it lands in
+    a style attribute), and black instead of one too light to read."""
     if not _HEX_COLOUR.match(colour or ""):
-        colour = DEFAULT_BRAND_COLOUR
+        return DEFAULT_BRAND_COLOUR
     digits = colour[1:]
     if len(digits) == 3:
         digits = "".join(c * 2 for c in digits)
     red, green, blue = (int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
     luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
-    return colour, "#000" if luminance > 0.6 else "#fff"
+    return "#000" if luminance > 0.6 else colour
 
 
 def build_view(data: LabelData, layout: Layout) -> LabelView:
@@ -221,11 +217,9 @@ def build_view(data: LabelData, layout: Layout) -> LabelView:
             entry_route=data.norway.entry_route,
             total_value=_money_totals(data.lines, locale),
         )
-    brand_colour, brand_text_colour = _brand_colours(data.brand_colour)
     return LabelView(
         data=data,
         locale=locale,
-        layout=layout,
         recipient=_address_view(data.recipient, geometry.recipient, locale, show_country=international),
         sender=_address_view(data.sender, geometry.sender, locale, show_country=international),
         barcode_svg=Markup(
@@ -240,10 +234,8 @@ def build_view(data: LabelData, layout: Layout) -> LabelView:
         deadline=locale.date(data.drop_off_deadline),
         created=locale.date(data.created_at.date()),
         lines=tuple(_line_view(line, locale) for line in data.lines),
-        total_value=_money_totals(data.lines, locale),
         norway=norway,
-        brand_colour=brand_colour,
-        brand_text_colour=brand_text_colour,
+        brand_colour=brand_ink(data.brand_colour),
     )
 
 
@@ -282,26 +274,32 @@ def _stylesheets(template_dir: Path, layout: Layout) -> tuple:
 _render_lock = threading.Lock()
 
 
-def render_html(items: Sequence[LabelData], layout: Layout, template_dir: Path | None = None) -> str:
+def _template_dir(template_dir: Path | str | None) -> Path:
+    return Path(template_dir or DEFAULT_TEMPLATE_DIR).resolve()
+
+
+def render_html(items: Sequence[LabelData], layout: Layout, template_dir: Path | str | None = None) -> str:
     """The HTML WeasyPrint lays out: all labels in one document, one page break between them."""
     if not items:
         raise ValueError("nothing to render: no labels given")
-    directory = (template_dir or DEFAULT_TEMPLATE_DIR).resolve()
+    directory = _template_dir(template_dir)
     views = [build_view(item, layout) for item in items]
     return _jinja_env(directory).get_template(f"{layout}.html").render(labels=views)
 
 
-def render_pdf_batch(items: Sequence[LabelData], layout: Layout, *, template_dir: Path | None = None) -> bytes:
+def render_pdf_batch(
+    items: Sequence[LabelData], layout: Layout, *, template_dir: Path | str | None = None
+) -> bytes:
     """Many labels in ONE WeasyPrint document (each label starts on a new page)."""
     from weasyprint import HTML
 
-    directory = (template_dir or DEFAULT_TEMPLATE_DIR).resolve()
+    directory = _template_dir(template_dir)
     html = render_html(items, layout, directory)
     with _render_lock:
         document = HTML(string=html, base_url=str(directory))
         return document.write_pdf(stylesheets=list(_stylesheets(directory, layout)), font_config=_font_config())
 
 
-def render_pdf(data: LabelData, layout: Layout, *, template_dir: Path | None = None) -> bytes:
+def render_pdf(data: LabelData, layout: Layout, *, template_dir: Path | str | None = None) -> bytes:
     """One return label as PDF: "a4" (home print with instructions) or "thermal" (100x150 mm)."""
     return render_pdf_batch([data], layout, template_dir=template_dir)

@@ -9,7 +9,6 @@ from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from litestar.stores.registry import StoreRegistry
@@ -20,8 +19,10 @@ from portal.config import Settings, get_settings
 from portal.db import ensure_migrated, make_engine
 from portal.i18n import pick_language
 from portal.returns.views import ConsumerController
+from portal.staff.routes import STAFF_CONTROLLERS
 from portal.web.deps import provide_db
 from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.sessions import RotatingSessionConfig
 from portal.web.security import security_headers_hook
 from portal.web.store import DatabaseStore
 from portal.web.templating import template_config
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
             health,
             hello,
             ConsumerController,
+            *STAFF_CONTROLLERS,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         state=state,
@@ -91,7 +93,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
         before_send=[security_headers_hook(settings.https)],
         template_config=template_config(settings.templates_dir),
         middleware=[
-            ServerSideSessionConfig(
+            RotatingSessionConfig(
                 store="sessions", key="portal_session", max_age=settings.session_idle_minutes * 60,
                 secure=settings.https, httponly=True, samesite="lax", renew_on_access=True,
             ).middleware

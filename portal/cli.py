@@ -63,6 +63,27 @@ def _print_urls(base_url: str) -> None:
     click.echo("")
 
 
+@main.command("create-staff")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["admin", "warehouse", "support"]), required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted when not given; or set STAFF_PASSWORD.", envvar="STAFF_PASSWORD")
+def create_staff_command(email: str, name: str, role: str, password: str) -> None:
+    """Create a back-office user (argon2-hashed password)."""
+    from portal.db import make_engine, session_scope
+    from portal.staff.accounts import AccountError, create_staff
+
+    engine = make_engine(_settings().database_url)
+    _require_migrated(engine)
+    try:
+        with session_scope(engine) as session:
+            user = create_staff(session, email, name, role, password, actor="cli")
+            click.echo(f"Created {user.role} {user.email}.")
+    except AccountError as exc:
+        raise click.ClickException("; ".join(f"{k}: {v}" for k, v in exc.fields.items())) from exc
+
+
 @main.command("print-labels")
 @click.option("--rma", "rmas", multiple=True, help="Only these returns (repeatable).")
 @click.option("--status", default="label_issued", show_default=True, help="Returns in this state (ignored with --rma).")

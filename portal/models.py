@@ -188,6 +188,12 @@ class Refund(SQLModel, table=True):
     external_ref: Optional[str] = Field(default=None, max_length=100)
     breakdown: dict = json_column()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # One refund per (return, sequence): a second concurrent "issue" for the same return collides here.
+    idempotency_key: Optional[str] = Field(default=None, unique=True, max_length=64)
+    requested_by: Optional[str] = Field(default=None, max_length=120)
+    requested_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    failure_reason: str = Field(default="", max_length=500)
+    attempts: int = 0
 
 
 class StoredDocument(SQLModel, table=True):
@@ -281,3 +287,81 @@ class ReturnLineCustoms(SQLModel, table=True):
     needs_attention: bool = False
     results: list = json_list_column()
     assessed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- Staff, audit, exchanges, outbox -------------------------------------------------------
+
+
+class StaffUser(SQLModel, table=True):
+    __tablename__ = "staff_user"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True, max_length=254)
+    name: str = Field(max_length=120)
+    role: str = Field(max_length=12)  # admin | warehouse | support
+    password_hash: str = Field(max_length=200)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_login_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Staff actions that are not about one return (users, settings, logins). Return actions go on its timeline."""
+
+    __tablename__ = "audit_entry"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=254)
+    action: str = Field(max_length=60, index=True)
+    target: str = Field(default="", max_length=120)
+    before: dict = json_column()
+    after: dict = json_column()
+    client_ip: str = Field(default="", max_length=64)
+
+
+class Exchange(SQLModel, table=True):
+    """A replacement the shop sends for a returned line; the price difference is settled on the refund."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    return_id: int = Field(foreign_key="return.id", index=True)
+    return_line_id: int = Field(foreign_key="return_line.id", index=True)
+    replacement_sku: str = Field(max_length=64)
+    replacement_name: str = Field(max_length=200)
+    quantity: int
+    unit_price_minor: int
+    price_difference_minor: int  # positive: the customer gets money back; negative: the customer owes
+    currency: str = Field(max_length=3)
+    state: str = Field(default="requested", max_length=12)  # requested | shipped | cancelled
+    external_ref: Optional[str] = Field(default=None, max_length=100)
+    created_by: str = Field(max_length=120)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    __tablename__ = "webhook_endpoint"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    url: str = Field(max_length=500)
+    secret: str = Field(max_length=128)
+    event_types: list = json_list_column()
+    active: bool = True
+    description: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Transactional outbox: written with the change that caused it, sent by a dispatcher, never twice."""
+
+    __tablename__ = "outbox_message"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    channel: str = Field(max_length=12, index=True)  # webhook | email | sms
+    destination: str = Field(max_length=500)  # URL, e-mail address or E.164 number
+    endpoint_id: Optional[int] = Field(default=None, foreign_key="webhook_endpoint.id")
+    return_id: Optional[int] = Field(default=None, foreign_key="return.id", index=True)
+    event_type: str = Field(max_length=60)
+    payload: dict = json_column()
+    state: str = Field(default="pending", max_length=12, index=True)  # pending | sending | sent | failed | dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    last_error: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)

@@ -6,7 +6,7 @@ import logging
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from sqlalchemy.exc import OperationalError, InterfaceError
 
 from portal.web.templating import page
@@ -46,8 +46,10 @@ def error_page(request: Request, status: int, detail: str = "", headers: dict | 
     return response
 
 
-def handle_http_exception(request: Request, exc: HTTPException) -> Response | Template:
+def handle_http_exception(request: Request, exc: HTTPException) -> Response | Template | Redirect:
     status = exc.status_code
+    if status == 401 and not _wants_problem(request):
+        return Redirect(path="/staff/login", query_params={"next": request.url.path})
     detail = exc.detail if status < 500 else ""
     if isinstance(exc, ValidationException) and _wants_problem(request):
         extra = exc.extra if isinstance(exc.extra, list) else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from labels.model import Address
 from labels.render import render_html, render_pdf
 
 A4_PT = (595.28, 841.89)
@@ -74,7 +75,7 @@ def test_a4_has_label_instructions_and_packing_slip(kit, swedish, a4_pdf):
 def test_domestic_addresses_have_no_country_line_but_international_do(kit):
     domestic = render_html([kit.make_label()], "thermal")
     assert "SVERIGE" not in domestic
-    abroad = kit.make_label(sender=kit.make_label().sender.__class__("Ola", ("Gate 1",), "0150", "Oslo", "NO"))
+    abroad = kit.make_label(sender=Address("Ola", ("Gate 1",), "0150", "Oslo", "NO"))
     html = render_html([abroad], "thermal")
     assert "SVERIGE" in html and "NORGE" in html
 
@@ -92,8 +93,9 @@ def test_unknown_layout_is_refused(kit):
 
 
 def test_template_dir_can_be_overridden(kit, tmp_path):
-    from labels.render import DEFAULT_TEMPLATE_DIR
     import shutil
+
+    from labels.render import DEFAULT_TEMPLATE_DIR
 
     custom = tmp_path / "labels"
     shutil.copytree(DEFAULT_TEMPLATE_DIR, custom)
@@ -103,3 +105,12 @@ def test_template_dir_can_be_overridden(kit, tmp_path):
     pdf = render_pdf(kit.make_label(), "thermal", template_dir=custom)
     assert kit.decode_page(pdf, 0, dpi=203).get("Code128") == ["R7K4-MX2Q"]
     assert "custom" in render_html([kit.make_label()], "thermal", custom)
+
+
+def test_brand_colour_is_used_only_when_safe_and_readable():
+    from labels.render import brand_ink
+
+    assert brand_ink("#1f4e79") == "#1f4e79"
+    assert brand_ink("#C00") == "#C00"
+    assert brand_ink("#ffff66") == "#000"  # pale yellow on white paper: use black
+    assert brand_ink("red;}") == "#1f4e79"

@@ -1,0 +1,1 @@
+"""The back-office: staff accounts and roles, receiving, inspection, refunds, support."""
