@@ -35,12 +35,15 @@ def migrate() -> None:
 def demo() -> None:
     """Load the demo merchant and orders (safe to run again)."""
     from portal.db import make_engine, session_scope
-    from portal.demo import load_demo
+    from portal.demo import load_demo, load_demo_staff
 
-    engine = make_engine(_settings().database_url)
+    settings = _settings()
+    engine = make_engine(settings.database_url)
     _require_migrated(engine)
     with session_scope(engine) as session:
         added = load_demo(session)
+        if not settings.is_production:
+            load_demo_staff(session)
     click.echo(f"Demo data: {added} orders added." if added else "Demo data already loaded.")
 
 
@@ -59,6 +62,9 @@ def _print_urls(base_url: str) -> None:
     click.echo("  Swedish order:       SE-1001 with anna.svensson@example.se (or postcode 114 55)")
     click.echo("  Norwegian order:     NO-2001 with ola.nordmann@example.no (or postcode 0159)")
     click.echo("  Outside the window:  SE-1003 with maja.berg@example.se")
+    click.echo(f"  Staff log-in:        {base_url}/staff/login")
+    click.echo("                       admin@demo.example / warehouse@demo.example / support@demo.example,")
+    click.echo("                       password demo-password-123 (demo data only)")
     click.echo(f"  API schema:          {base_url}/schema")
     click.echo("")
 

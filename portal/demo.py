@@ -102,6 +102,26 @@ def demo_policy() -> MerchantPolicy:
     )
 
 
+DEMO_STAFF = (
+    ("admin@demo.example", "Astrid Admin", "admin"),
+    ("warehouse@demo.example", "Wilma Warehouse", "warehouse"),
+    ("support@demo.example", "Sven Support", "support"),
+)
+DEMO_STAFF_PASSWORD = "demo-password-123"  # printed by `make run`; demo only, never in production
+
+
+def load_demo_staff(session: Session) -> int:
+    from portal.models import StaffUser
+    from portal.staff.accounts import create_staff
+
+    added = 0
+    for email, name, role in DEMO_STAFF:
+        if session.exec(select(StaffUser.id).where(StaffUser.email == email)).first() is None:
+            create_staff(session, email, name, role, DEMO_STAFF_PASSWORD, actor="demo")
+            added += 1
+    return added
+
+
 def load_demo(session: Session, now: datetime | None = None) -> int:
     """Insert what is missing; returns the number of orders added."""
     now = now or datetime.now(timezone.utc)

@@ -43,10 +43,11 @@ def label_data(session: Session, ret: Return, settings: Settings) -> labels.Labe
     merchant = service.get_policy(session)
     declaration = session.exec(select(ExportDeclaration).where(ExportDeclaration.order_id == order.id)).first() if ret.is_norway else None
     recipient = merchant.norway_consolidation_address if ret.is_norway and merchant.norway_consolidation_address else merchant.return_address
+    label_language = "nb" if ret.is_norway else ret.language  # Norwegian returns get Norwegian labels
     lines = tuple(
         labels.LabelLine(
             sku=ol.sku, description=ol.name, quantity=rl.quantity, unit_value_minor=ol.unit_price_minor,
-            currency=order.currency, reason=i18n.gettext(ret.language, REASON_MSGIDS.get(rl.reason, rl.reason)),
+            currency=order.currency, reason=i18n.gettext(label_language, REASON_MSGIDS.get(rl.reason, rl.reason)),
             cn_code=ol.hs_code, origin_country=ol.origin_country, net_weight_grams=ol.net_weight_grams,
         )
         for rl, ol in service.return_lines_with_order_lines(session, ret.id)
