@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 
 import segno
@@ -60,6 +61,25 @@ def qr_svg(url: str, *, size_mm: float) -> str:
         f'<path fill="none" stroke="#000" stroke-width="1" stroke-linecap="butt" d="{path}"/>'
         "</svg>"
     )
+
+
+def qr_png(url: str) -> bytes:
+    """The QR symbol as an 8-bit greyscale PNG, ONE pixel per module, 4-module quiet zone included.
+
+    Meant to be scaled up with `image-rendering: pixelated` (no interpolation), so every
+    module stays a sharp square at any resolution; far cheaper for WeasyPrint than an SVG.
+    """
+    from PIL import Image  # WeasyPrint dependency
+
+    matrix = qr_matrix(url)
+    quiet = QUIET_ZONE_MODULES
+    total = len(matrix) + 2 * quiet
+    light_rows = b"\xff" * (total * quiet)
+    margin = b"\xff" * quiet
+    body = b"".join(margin + bytes(0 if dark else 255 for dark in row) + margin for row in matrix)
+    buffer = io.BytesIO()
+    Image.frombytes("L", (total, total), light_rows + body + light_rows).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def qr_module_count(url: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -14,11 +15,11 @@ import jinja2
 from babel import Locale
 from markupsafe import Markup
 
-from .barcode import code128_svg, largest_fitting_module_mm
+from .barcode import code128_png, code128_svg, largest_fitting_module_mm, symbol_width_modules
 from .fit import fit_block
 from .i18n import NORWEGIAN, LabelLocale, label_locale
 from .model import Address, LabelData, LabelLine
-from .qr import qr_svg
+from .qr import qr_png, qr_svg
 
 Layout = Literal["a4", "thermal"]
 LAYOUTS: tuple[Layout, ...] = ("a4", "thermal")
@@ -97,6 +98,23 @@ class NorwayView:
 
 
 @dataclass(frozen=True)
+class ImageView:
+    """A barcode image for an <img>: a PNG data URI at one pixel per module, and its size in mm."""
+
+    src: str
+    width_mm: float
+    height_mm: float
+
+    @property
+    def style(self) -> str:
+        return f"width: {self.width_mm:.3f}mm; height: {self.height_mm:.3f}mm"
+
+
+def _png_image(png: bytes, width_mm: float, height_mm: float) -> ImageView:
+    return ImageView("data:image/png;base64," + base64.b64encode(png).decode("ascii"), width_mm, height_mm)
+
+
+@dataclass(frozen=True)
 class LabelView:
     """What one label's templates see: data plus everything pre-formatted in its language."""
 
@@ -104,17 +122,36 @@ class LabelView:
     locale: LabelLocale
     recipient: AddressView
     sender: AddressView
-    barcode_svg: Markup
-    qr_svg: Markup
+    barcode: ImageView  # Code128 of the RMA, whole modules of barcode_module_mm
+    barcode_module_mm: float
+    qr: ImageView  # QR of the status URL
     deadline: str
     created: str
     lines: tuple[LineView, ...]
     norway: NorwayView | None
     brand_colour: str
+    layout: Layout
 
     @property
     def gettext(self) -> Callable[..., str]:  # the templates bind this to `_`
         return self.locale.gettext
+
+    @property
+    def barcode_svg(self) -> Markup:
+        """The same barcode as vector SVG (the templates embed the cheaper PNG)."""
+        geometry = GEOMETRY[self.layout]
+        return Markup(
+            code128_svg(
+                self.data.rma,
+                module_mm=self.barcode_module_mm,
+                bar_height_mm=geometry.barcode_bar_height_mm,
+                human_readable=False,
+            )
+        )
+
+    @property
+    def qr_svg(self) -> Markup:
+        return Markup(qr_svg(self.data.status_url, size_mm=GEOMETRY[self.layout].qr_size_mm))
 
 
 def label_language(data: LabelData) -> str:
@@ -222,20 +259,20 @@ def build_view(data: LabelData, layout: Layout) -> LabelView:
         locale=locale,
         recipient=_address_view(data.recipient, geometry.recipient, locale, show_country=international),
         sender=_address_view(data.sender, geometry.sender, locale, show_country=international),
-        barcode_svg=Markup(
-            code128_svg(
-                data.rma,
-                module_mm=module_mm,
-                bar_height_mm=geometry.barcode_bar_height_mm,
-                human_readable=False,  # the page prints the RMA as real text under the bars
-            )
+        # No human-readable text in the image: the page prints the RMA as real text under the bars.
+        barcode=_png_image(
+            code128_png(data.rma),
+            width_mm=symbol_width_modules(data.rma) * module_mm,
+            height_mm=geometry.barcode_bar_height_mm,
         ),
-        qr_svg=Markup(qr_svg(data.status_url, size_mm=geometry.qr_size_mm)),
+        barcode_module_mm=module_mm,
+        qr=_png_image(qr_png(data.status_url), geometry.qr_size_mm, geometry.qr_size_mm),
         deadline=locale.date(data.drop_off_deadline),
         created=locale.date(data.created_at.date()),
         lines=tuple(_line_view(line, locale) for line in data.lines),
         norway=norway,
         brand_colour=brand_ink(data.brand_colour),
+        layout=layout,
     )
 
 

@@ -158,5 +158,98 @@ def run(ctx: click.Context, host: str, port: int) -> None:
     ctx.invoke(serve, host=host, port=port, workers=1, reload=False)
 
 
+@main.command()
+@click.option("--interval", default=3, show_default=True, type=click.IntRange(1, 60), help="Seconds between outbox runs.")
+@click.option("--once", is_flag=True, help="Dispatch what is due now, print the outcome and exit (for cron or checks).")
+def worker(interval: int, once: bool) -> None:
+    """Run the background jobs (outbox: webhooks and e-mail) until SIGTERM or Ctrl+C. Several may run at once."""
+    import logging
+    from urllib.parse import urlsplit
+
+    from portal.db import make_engine
+    from portal.jobs.scheduler import dispatch_job, run_worker
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    _require_migrated(engine)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mail = f"SMTP {urlsplit(settings.smtp_url).hostname}" if settings.smtp_url else f"mail folder {settings.mail_dir}"
+    database = engine.url.render_as_string(hide_password=True)
+    if once:
+        handled = dispatch_job(engine, settings)
+        click.echo(f"Outbox: {handled} messages handled (database {database}, e-mail to {mail}).")
+        return
+    click.echo(f"Worker started: outbox every {interval} s (database {database}, e-mail to {mail}). "
+               "Stop with Ctrl+C or SIGTERM.")
+    run_worker(engine, settings, interval_s=interval)
+    click.echo("Worker stopped.")
+
+
+@main.command("customs-documents")
+@click.option("--collection", "reference", required=True, help="Collection reference, e.g. NO-2026-11-24-A.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Folder to write into.")
+def customs_documents(reference: str, out_dir: str) -> None:
+    """Write a collection's frozen manifest (manifest.csv/.json/.pdf) and one evidence PDF per return."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from sqlmodel import Session
+
+    from customs.rates import format_minor
+    from portal.db import make_engine
+    from portal.norway import collections, manifests
+    from portal.returns.service import get_policy
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    _require_migrated(engine)
+    with Session(engine) as session:
+        collection = collections.collection_by_reference(session, reference)
+        if collection is None:
+            known = ", ".join(c.reference for c, _ in collections.list_collections(session, 10)) or "none yet"
+            raise click.ClickException(f"No collection {reference}. Recent collections: {known}.")
+        manifest = collections.frozen_manifest(collection)
+        if manifest is None:
+            raise click.ClickException(f"Collection {collection.reference} is {collection.state} and has no frozen "
+                                       "manifest yet; freeze it in the back-office first.")
+        merchant = get_policy(session).merchant_name
+        loaded = manifests.load_return_customs(session, collections.active_return_ids(session, collection))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.csv").write_bytes(manifests.manifest_csv(manifest))
+    (out / "manifest.json").write_text(collection.manifest, encoding="utf-8")
+    (out / "manifest.pdf").write_bytes(manifests.manifest_pdf(manifest, merchant, settings.timezone))
+    now = datetime.now(UTC)
+    evidence = [item for item in loaded if item.assessments]
+    for item in evidence:
+        (out / f"evidence-{item.rma}.pdf").write_bytes(manifests.evidence_pdf(item, merchant, now))
+    total = manifest.grand_total
+    click.echo(f"Collection {collection.reference} ({collection.state}): {total.line_count} lines, "
+               f"{len(evidence)} returns, declared value "
+               f"{format_minor(total.declared_value_minor, manifest.declared_currency)} {manifest.declared_currency}.")
+    click.echo(f"Wrote manifest.csv, manifest.json, manifest.pdf and {len(evidence)} evidence PDFs to {out}")
+
+
+@main.command("fetch-rates")
+@click.option("--url", default=None, help="Rates XML to fetch (default: ECB_RATES_URL, else the ECB daily reference rates).")
+def fetch_rates(url: str | None) -> None:
+    """Fetch the ECB daily exchange rates (units per 1 EUR) and store them with their date and source."""
+    from datetime import UTC, datetime
+
+    from customs.rates import RateError
+    from portal.db import make_engine, session_scope
+    from portal.norway import rates
+
+    engine = make_engine(_settings().database_url)
+    _require_migrated(engine)
+    try:
+        with session_scope(engine) as session:
+            result = rates.fetch_and_store(session, datetime.now(UTC), url=url, actor="cli")
+    except RateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Rates of {result.rate_date.isoformat()} from {result.url}: {result.currencies} currencies, "
+               f"{result.changed} new or changed.")
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -177,3 +177,63 @@ def _add_export_declaration(session: Session, order: Order, lines: list[tuple[Or
             description=row.name, quantity=row.quantity, unit_value_minor=row.unit_price_minor,
             origin_country="PT", net_weight_grams=demo_line.weight_g,
         ))
+
+
+# --- Norway: a demo collection and demo exchange rates ------------------------------------
+
+DEMO_NORWAY_RETURNS = (  # order number, [(SKU, quantity, reason)]
+    ("NO-2001", (("HD-200", 1, "too_small"), ("TS-100", 2, "too_large"))),
+    ("NO-2002", (("JK-500", 1, "not_as_described"), ("SK-400", 1, "changed_mind"))),
+)
+# Units per 1 EUR in the shape of the ECB table; marked "demo" so no document passes them off as ECB's.
+DEMO_RATES = {"SEK": Decimal("11.1340"), "NOK": Decimal("11.7250"), "DKK": Decimal("7.4590"), "USD": Decimal("1.0512")}
+
+
+def load_demo_norway(session: Session, now: datetime | None = None) -> str | None:
+    """Returns for NO-2001 and NO-2002 waiting at consolidation, in a frozen collection; demo rates if none.
+
+    Safe to run again: the returns come from fixed form nonces and a return already in a
+    collection is left alone. Returns the collection's reference, or None when there is nothing
+    to collect (the returns could not be registered, e.g. the demo orders are too old now).
+    """
+    from customs.rates import RateTable
+    from portal.norway import collections, rates
+    from portal.returns import policy, service
+
+    now = now or datetime.now(timezone.utc)
+    try:
+        rates.rate_table_for(session, now.date(), {"NOK", "SEK"})
+    except rates.RateError:  # only when there are no real rates to use
+        rates.store_table(session, RateTable(date=(now - timedelta(days=1)).date(), source="demo", rates=DEMO_RATES),
+                          now, actor="demo")
+    rmas = []
+    for number, picks in DEMO_NORWAY_RETURNS:
+        order = session.exec(select(Order).where(Order.number == number)).first()
+        if order is None:
+            continue
+        by_sku = {line.sku: line for line in session.exec(select(OrderLine).where(OrderLine.order_id == order.id))}
+        request = service.ReturnRequest(
+            order_id=order.id, resolution="refund", language="nb", form_nonce=f"demo-norway-{number}", actor="demo",
+            lines=[policy.RequestedLine(by_sku[sku].id, str(qty), reason, "") for sku, qty, reason in picks if sku in by_sku],
+        )
+        try:
+            with session.begin_nested():
+                ret = service.register_return(session, request, now.date())
+        except service.ReturnError:
+            continue
+        existing = collections.collection_of_return(session, ret.id)
+        if existing is not None:
+            return existing.reference
+        for status in ("dropped_off", "in_transit", "at_consolidation"):
+            service.advance(session, ret, status, "carrier", f"parcel.{status}", at=now)
+        if ret.status in collections.WAITING_STATUSES:
+            rmas.append(ret.rma)
+    session.flush()
+    if not rmas:
+        return None
+    settings = collections.get_settings(session)
+    planned_for = collections.upcoming_cutoffs(settings, now, 1)[0]
+    collection = collections.build_collection(session, planned_for, rmas, None, now)
+    collections.freeze(session, collection, None, now)
+    session.flush()
+    return collection.reference

@@ -365,3 +365,84 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str = Field(default="", max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+
+
+# --- Norway: collections, exchange rates, settings -----------------------------------------
+
+
+class Collection(SQLModel, table=True):
+    """A consolidated pickup of Norwegian returns and its (frozen) customs manifest.
+
+    state: planned -> frozen -> collected -> declared -> released. cutoff_at is set (and unique)
+    for the collections the cut-off job creates, so running the job twice creates one collection.
+    manifest holds customs.documents.manifest_to_json() text once frozen.
+    """
+
+    __tablename__ = "collection"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True, index=True, max_length=32)  # e.g. NO-2026-11-24-A
+    planned_for: datetime = Field(sa_type=UTCDateTime)
+    cutoff_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, unique=True)
+    state: str = Field(default="planned", index=True, max_length=12)
+    import_mrn: Optional[str] = Field(default=None, max_length=18)
+    manifest: Optional[str] = Field(default=None, sa_column=Column(sa.Text, nullable=True))
+    manifest_error: str = Field(default="", max_length=1000)
+    version: int = 1  # optimistic concurrency for staff actions
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    frozen_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    collected_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    declared_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    released_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    created_by: str = Field(default="system", max_length=254)
+
+
+class CollectionItem(SQLModel, table=True):
+    """A return in a collection; moving it out sets removed_at. A return is in at most one collection at a time."""
+
+    __tablename__ = "collection_item"
+    __table_args__ = (
+        sa.Index(
+            "uq_collection_item_active_return", "return_id", unique=True,
+            postgresql_where=sa.text("removed_at IS NULL"), sqlite_where=sa.text("removed_at IS NULL"),
+        ),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    collection_id: int = Field(foreign_key="collection.id", index=True)
+    return_id: int = Field(foreign_key="return.id", index=True)
+    added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    added_by: str = Field(default="system", max_length=254)
+    removed_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    removed_by: Optional[str] = Field(default=None, max_length=254)
+
+
+class ExchangeRate(SQLModel, table=True):
+    """Units of `currency` per 1 EUR on `rate_date`, as the ECB publishes them; source "manual" overrides."""
+
+    __tablename__ = "exchange_rate"
+    __table_args__ = (
+        sa.UniqueConstraint("currency", "rate_date", "source"),
+        sa.Index("ix_exchange_rate_currency_date", "currency", "rate_date"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    currency: str = Field(max_length=3)
+    rate_date: date
+    rate: Decimal = Field(sa_column=Column(sa.Numeric(18, 10), nullable=False))
+    source: str = Field(max_length=40)
+    fetched_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(default="system", max_length=254)
+
+
+class NorwaySettings(SQLModel, table=True):
+    """Collection schedule and storage terms at the Norwegian consolidation point (one row)."""
+
+    __tablename__ = "norway_settings"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    weekdays: list = Field(default_factory=lambda: [1, 4], sa_column=Column(JSON, nullable=False))  # 0 = Monday
+    cutoff: str = Field(default="12:00", max_length=5)  # local wall-clock HH:MM
+    timezone: str = Field(default="Europe/Oslo", max_length=64)
+    free_storage_days: int = 5
+    fee_per_day_minor: int = 5000
+    fee_currency: str = Field(default="NOK", max_length=3)
+    alert_email: str = Field(default="", max_length=254)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by: str = Field(default="system", max_length=254)

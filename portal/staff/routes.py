@@ -14,3 +14,6 @@ STAFF_CONTROLLERS = [
     RefundController,
     AdminController,
 ]
+from portal.staff.webhooks_admin import WebhookAdminController; STAFF_CONTROLLERS.append(WebhookAdminController)  # noqa: E402,E702
+from portal.webhooks.shop import ShopWebhookController; STAFF_CONTROLLERS.append(ShopWebhookController)  # noqa: E402,E702  (until create_app registers it)
+from portal.norway.views import NorwayController; STAFF_CONTROLLERS.append(NorwayController)  # noqa: E402,E702

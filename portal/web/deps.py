@@ -8,18 +8,13 @@ from litestar import Request
 from litestar.datastructures import State
 from sqlmodel import Session
 
+from portal.db import session_scope
+
 
 def provide_db(state: State) -> Iterator[Session]:
     """One database session per request: committed when the handler returns, else rolled back."""
-    session = Session(state.engine, expire_on_commit=False)
-    try:
+    with session_scope(state.engine) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def client_ip(request: Request) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -25,7 +26,9 @@ def staff_routes(app):
 
 
 def concrete(path: str) -> str:
-    return path.replace("{rma:str}", "R0000000").replace("{id:int}", "1").replace("{user_id:int}", "1")
+    """Fill path parameters: an RMA-shaped string for str, 1 for int (the guard runs before any lookup)."""
+    path = re.sub(r"\{\w+:int\}", "1", path)
+    return re.sub(r"\{\w+:str\}", "R0000000", path)
 
 
 def test_every_staff_route_denies_anonymous_and_wrong_roles(client, staff_client):

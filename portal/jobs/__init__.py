@@ -1,0 +1,1 @@
+"""Background jobs (APScheduler 3): the outbox dispatcher, run by `portal worker`."""

@@ -1,0 +1,138 @@
+"""The worker's scheduler (APScheduler 3): the outbox dispatcher every few seconds, and the periodic jobs.
+
+`portal worker` calls `run_worker`; an embedded set-up (the web process) can call `start_scheduler`
+and `shutdown(wait=True)` on the result when it stops. Several workers may run at once: the dispatcher
+claims rows with `FOR UPDATE SKIP LOCKED`, and the periodic jobs (idempotent anyway) run under a
+PostgreSQL advisory lock so only one worker runs each at a time; on SQLite there is one host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
+
+from portal.config import Settings
+from portal.outbox.dispatcher import DispatchReport, dispatch_due
+
+log = logging.getLogger("portal.worker")
+
+DISPATCH_INTERVAL_S = 3
+DISPATCH_BATCH = 50
+MAX_BATCHES_PER_RUN = 20  # keep draining a backlog within one run, but not forever
+
+
+def dispatch_job(engine: Engine, settings: Settings) -> int:
+    """One scheduled run: dispatch batches until the outbox has nothing due (or the run has done enough)."""
+    handled = 0
+    for _ in range(MAX_BATCHES_PER_RUN):
+        try:
+            report: DispatchReport = dispatch_due(engine, limit=DISPATCH_BATCH, settings=settings)
+        except Exception:  # the database may be briefly away; the next run tries again
+            log.exception("outbox dispatch failed")
+            break
+        if report.claimed:
+            log.info("outbox: %s", report)
+        handled += report.claimed
+        if report.claimed < DISPATCH_BATCH:
+            break
+    return handled
+
+
+@contextmanager
+def job_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """True when this process may run job `name` now: a PostgreSQL advisory lock (released at the end, or
+    when the connection dies with its worker). SQLite always says True (one host, one scheduler)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = int.from_bytes(hashlib.sha256(f"portal-job:{name}".encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as conn:
+        got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+
+
+def guarded(name: str, func: Callable[[Engine, datetime], object], engine: Engine) -> bool:
+    """Run one periodic job under its lock; False if another worker is running it. Errors are logged."""
+    try:
+        with job_lock(engine, name) as mine:
+            if not mine:
+                log.info("job %s: another worker is running it, skipped", name)
+                return False
+            func(engine, datetime.now(timezone.utc))
+            return True
+    except Exception:
+        log.exception("job %s failed; it runs again at its next time", name)
+        return False
+
+
+def periodic_jobs(settings: Settings) -> list[tuple[str, str, Callable, object]]:
+    """(id, description, function(engine, now), trigger) for the domain jobs that exist in this build."""
+    jobs = []
+    try:
+        from portal.norway import jobs as norway
+    except ImportError as exc:  # pragma: no cover - only while the Norway part is not installed
+        log.warning("Norway jobs not available: %s", exc)
+        return jobs
+    jobs.append(("norway-cutoffs", "Norway collection cut-offs", norway.run_collection_cutoffs,
+                 IntervalTrigger(minutes=5, timezone=timezone.utc)))
+    jobs.append(("norway-storage-check", "Norway storage-fee check", norway.run_storage_check,
+                 CronTrigger(hour=7, minute=0, timezone=settings.timezone)))
+    jobs.append(("ecb-rates", "ECB exchange rates", norway.run_rate_fetch,
+                 CronTrigger(hour=16, minute=30, timezone="Europe/Berlin")))  # published around 16:00 CET
+    return jobs
+
+
+def start_scheduler(engine: Engine, settings: Settings, interval_s: float = DISPATCH_INTERVAL_S,
+                    with_periodic: bool = True) -> BackgroundScheduler:
+    """A running BackgroundScheduler: the dispatcher (first run at once) and the periodic jobs."""
+    for noisy in ("apscheduler.executors.default", "apscheduler.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # "Running job …" every few seconds is noise
+    scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
+    scheduler.add_job(dispatch_job, "interval", seconds=interval_s, args=(engine, settings), id="outbox-dispatch",
+                      name="outbox dispatcher", max_instances=1, coalesce=True, misfire_grace_time=max(int(interval_s), 1),
+                      next_run_time=datetime.now(timezone.utc), replace_existing=True)
+    if with_periodic:
+        for job_id, description, func, trigger in periodic_jobs(settings):
+            scheduler.add_job(guarded, trigger, args=(job_id, func, engine), id=job_id, name=description,
+                              max_instances=1, coalesce=True, misfire_grace_time=3600, replace_existing=True)
+    scheduler.start()
+    return scheduler
+
+
+def run_worker(engine: Engine, settings: Settings, interval_s: float = DISPATCH_INTERVAL_S,
+               stop: threading.Event | None = None, install_signal_handlers: bool = True) -> None:
+    """Run the jobs until SIGTERM/SIGINT (or `stop` is set); a send in progress finishes before we exit."""
+    stop = stop or threading.Event()
+    if install_signal_handlers and threading.current_thread() is threading.main_thread():
+        def _on_signal(signum, _frame):
+            log.info("worker: %s received, stopping after the current run", signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+    scheduler = start_scheduler(engine, settings, interval_s)
+    for job in scheduler.get_jobs():
+        log.info("job %s: %s, next run %s", job.id, job.trigger, job.next_run_time)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        scheduler.shutdown(wait=True)
+        log.info("worker: stopped")

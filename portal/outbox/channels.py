@@ -1,0 +1,222 @@
+"""How one outbox message leaves the building: a signed webhook POST, or an e-mail (SMTP or a mail folder).
+
+Every sender either returns (delivered) or raises `DeliveryError` saying whether trying again can help
+(`permanent=False`: timeouts, 5xx, SMTP 4xx, connection errors) or not (`permanent=True`: 4xx answers,
+SMTP 5xx, a payload that cannot be sent). The dispatcher turns that into retry-with-backoff or dead letter.
+No database and no web imports here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from portal import __version__
+from portal.outbox.signing import SIGNATURE_HEADER, sign
+
+WEBHOOK_TIMEOUT_S = 10.0
+SMTP_TIMEOUT_S = 30.0
+USER_AGENT = f"nordic-returns-portal/{__version__} (webhooks)"
+EVENT_HEADER = "X-Portal-Event"
+DELIVERY_HEADER = "X-Portal-Delivery"
+RETRYABLE_4XX = {408, 429}
+MAX_ERROR = 1000
+
+
+class DeliveryError(Exception):
+    """The message was not delivered. `permanent` says whether another attempt is pointless."""
+
+    def __init__(self, message: str, *, permanent: bool, retry_after_s: float | None = None):
+        super().__init__(message[:MAX_ERROR])
+        self.permanent = permanent
+        self.retry_after_s = retry_after_s
+
+
+# --- Webhooks ----------------------------------------------------------------------------
+
+
+def webhook_body(payload: dict) -> bytes:
+    """The exact bytes that are signed and sent (compact JSON, UTF-8)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+
+
+def webhook_headers(secret: str, body: bytes, event_type: str, delivery_id: str, timestamp: int | None = None) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: sign(secret, body, timestamp),
+        EVENT_HEADER: event_type,
+        DELIVERY_HEADER: delivery_id,
+    }
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.strip().isdigit() else None
+
+
+def send_webhook(client: httpx.Client, url: str, secret: str, payload: dict, event_type: str, delivery_id: str,
+                 timeout_s: float = WEBHOOK_TIMEOUT_S) -> int:
+    """POST the signed payload; the HTTP status on 2xx, DeliveryError otherwise. Redirects are not followed."""
+    if not secret:
+        raise DeliveryError("the webhook endpoint has no signing secret", permanent=True)
+    body = webhook_body(payload)
+    try:
+        response = client.post(url, content=body, headers=webhook_headers(secret, body, event_type, delivery_id),
+                               timeout=timeout_s, follow_redirects=False)
+    except httpx.TimeoutException:
+        raise DeliveryError(f"no answer within {timeout_s:g} s (timeout)", permanent=False) from None
+    except httpx.InvalidURL as exc:
+        raise DeliveryError(f"invalid URL: {exc}", permanent=True) from None
+    except httpx.HTTPError as exc:  # connection refused, DNS, TLS, protocol errors
+        raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from None
+    status = response.status_code
+    if 200 <= status < 300:
+        return status
+    snippet = response.text[:200].strip().replace("\n", " ")
+    message = f"HTTP {status} {response.reason_phrase}" + (f": {snippet}" if snippet else "")
+    if 300 <= status < 400:
+        location = response.headers.get("location", "")
+        raise DeliveryError(f"HTTP {status} redirect to {location!r} (not followed; change the endpoint URL)",
+                            permanent=True)
+    if 400 <= status < 500 and status not in RETRYABLE_4XX:
+        raise DeliveryError(message, permanent=True)
+    raise DeliveryError(message, permanent=False, retry_after_s=_retry_after(response))
+
+
+# --- E-mail ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    security: str  # "none" | "starttls" | "tls"
+    username: str
+    password: str
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """`smtp://[user:pass@]host[:25]` (plain), `smtp+starttls://…[:587]` (STARTTLS required),
+    `smtps://…[:465]` (TLS from the start). `smtp+tls` and `smtp+ssl` are accepted spellings."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    security = {"smtp": "none", "smtp+starttls": "starttls", "smtp+tls": "starttls",
+                "smtps": "tls", "smtp+ssl": "tls"}.get(scheme)
+    if security is None or not parts.hostname:
+        raise ValueError(f"SMTP_URL must look like smtp://user:password@host:port (got scheme {scheme!r})")
+    default_port = {"none": 25, "starttls": 587, "tls": 465}[security]
+    return SmtpTarget(parts.hostname, parts.port or default_port, security,
+                      unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def build_email(*, message_id: str, sender: str, to: str, subject: str, text: str, html: str | None = None,
+                reply_to: str | None = None, headers: dict[str, str] | None = None,
+                date: datetime | None = None) -> EmailMessage:
+    """A text (and HTML) message with a stable Message-ID, so a resent copy is recognisably the same mail."""
+    msg = EmailMessage()
+    msg["Message-ID"] = message_id
+    msg["Date"] = format_datetime(date or datetime.now(timezone.utc))
+    msg["From"] = sender
+    msg["To"] = to
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = subject
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(text)
+    if html:
+        msg.add_alternative(html, subtype="html")
+    return msg
+
+
+def email_from_payload(payload: dict, *, message_id: str, to: str, default_sender: str,
+                       delivery_id: str) -> EmailMessage:
+    subject, text, html = payload.get("subject"), payload.get("text"), payload.get("html")
+    if not isinstance(subject, str) or not subject.strip() or not isinstance(text, str):
+        raise DeliveryError("e-mail payload needs a non-empty 'subject' and a 'text' body", permanent=True)
+    if html is not None and not isinstance(html, str):
+        raise DeliveryError("e-mail payload 'html' must be a string", permanent=True)
+    if not to or "@" not in to or any(c in to for c in "\r\n"):
+        raise DeliveryError(f"not an e-mail address: {to!r}", permanent=True)
+    sender = payload.get("from") if isinstance(payload.get("from"), str) else default_sender
+    reply_to = payload.get("reply_to") if isinstance(payload.get("reply_to"), str) else None
+    try:
+        return build_email(message_id=message_id, sender=sender, to=to, subject=subject.strip(), text=text,
+                           html=html or None, reply_to=reply_to, headers={DELIVERY_HEADER: delivery_id})
+    except (ValueError, TypeError) as exc:  # header injection and the like
+        raise DeliveryError(f"cannot build the e-mail: {exc}", permanent=True) from None
+
+
+def _smtp_code_error(code: int, text: bytes | str, what: str) -> DeliveryError:
+    reply = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return DeliveryError(f"SMTP {code} {what}: {reply}".strip(), permanent=500 <= code < 600)
+
+
+def send_smtp(target: SmtpTarget, msg: EmailMessage, timeout_s: float = SMTP_TIMEOUT_S,
+              local_hostname: str | None = None) -> None:
+    """Hand the message to the relay. SMTP 5xx = permanent, 4xx and connection problems = temporary."""
+    try:
+        if target.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout_s,
+                                                  local_hostname=local_hostname, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(target.host, target.port, timeout=timeout_s, local_hostname=local_hostname)
+        with smtp:
+            if target.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if target.username:
+                smtp.login(target.username, target.password)
+            refused = smtp.send_message(msg)
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, text = next(iter(exc.recipients.values()))
+        raise _smtp_code_error(code, text, "recipient refused") from None
+    except smtplib.SMTPAuthenticationError as exc:
+        # A relay configuration problem, not this message's: keep it and retry once SMTP_URL is fixed.
+        raise DeliveryError(f"SMTP login failed ({exc.smtp_code}); check SMTP_URL", permanent=False) from None
+    except smtplib.SMTPResponseException as exc:  # sender refused, data refused, …
+        raise _smtp_code_error(exc.smtp_code, exc.smtp_error, "refused") from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise DeliveryError(f"SMTP relay does not support what SMTP_URL asks for: {exc}", permanent=False) from None
+    except (smtplib.SMTPException, OSError) as exc:  # disconnects, refused connections, timeouts, TLS
+        raise DeliveryError(f"SMTP connection problem: {type(exc).__name__}: {exc}", permanent=False) from None
+    if refused:  # only possible with several recipients; we send one
+        code, text = next(iter(refused.values()))
+        raise _smtp_code_error(code, text, "recipient refused")
+
+
+def write_mail_file(mail_dir: Path, name: str, msg: EmailMessage) -> Path:
+    """Write `<name>.eml` atomically (temporary file + rename): a reader never sees half a message,
+    and writing the same message again replaces the file instead of adding a duplicate."""
+    mail_dir = Path(mail_dir)
+    try:
+        mail_dir.mkdir(parents=True, exist_ok=True)
+        target = mail_dir / f"{name}.eml"
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=mail_dir)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(msg.as_bytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise DeliveryError(f"cannot write to MAIL_DIR {mail_dir}: {exc}", permanent=False) from None
+    return target
+
+
+def default_sender(merchant_name: str, support_email: str) -> str:
+    return formataddr((merchant_name, support_email))
