@@ -15,6 +15,7 @@ import jinja2
 from babel import Locale
 from markupsafe import Markup
 
+from .columns import Column, format_row
 from .barcode import code128_png, code128_svg, largest_fitting_module_mm, symbol_width_modules
 from .fit import fit_block
 from .i18n import NORWEGIAN, LabelLocale, label_locale
@@ -68,6 +69,11 @@ GEOMETRY: dict[str, Geometry] = {
         sender=Box(width_mm=112, height_mm=15, max_pt=9, min_pt=5),
     ),
 }
+
+
+# Packing slip columns in character cells of the slip's monospace font (DejaVu Sans Mono at
+# 8 pt: 1.70 mm a cell, so 107 cells with the gaps fit the 183 mm inside the table).
+SLIP_COLUMNS = (Column(20), Column(47), Column(8, "right"), Column(26))
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ class LabelView:
     deadline: str
     created: str
     lines: tuple[LineView, ...]
+    slip_header: str  # the packing slip as fixed-width rows: SKU, description, qty, reason
+    slip_rows: tuple[str, ...]
     norway: NorwayView | None
     brand_colour: str
     layout: Layout
@@ -245,6 +253,7 @@ def build_view(data: LabelData, layout: Layout) -> LabelView:
     module_mm = largest_fitting_module_mm(
         data.rma, geometry.barcode_max_width_mm, geometry.barcode_module_candidates_mm
     )
+    lines = tuple(_line_view(line, locale) for line in data.lines)
     norway = None
     if data.norway is not None:
         norway = NorwayView(
@@ -269,7 +278,14 @@ def build_view(data: LabelData, layout: Layout) -> LabelView:
         qr=_png_image(qr_png(data.status_url), geometry.qr_size_mm, geometry.qr_size_mm),
         deadline=locale.date(data.drop_off_deadline),
         created=locale.date(data.created_at.date()),
-        lines=tuple(_line_view(line, locale) for line in data.lines),
+        lines=lines,
+        slip_header=format_row(
+            (locale.gettext("SKU"), locale.gettext("Description"), locale.gettext("Qty"), locale.gettext("Reason")),
+            SLIP_COLUMNS,
+        ),
+        slip_rows=tuple(
+            format_row((line.sku, line.description, str(line.quantity), line.reason), SLIP_COLUMNS) for line in lines
+        ),
         norway=norway,
         brand_colour=brand_ink(data.brand_colour),
         layout=layout,

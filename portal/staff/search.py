@@ -301,7 +301,3 @@ def search_returns(session: Session, text: str | None, limit: int = LIMIT) -> Se
         q, kinds, _rows(session, ids[:limit], matched), orders=_matching_orders(session, kinds, q),
         truncated=len(ids) > limit,
     )
-
-
-def recent_returns(session: Session, limit: int = LIMIT) -> SearchResult:
-    return search_returns(session, "", limit)

@@ -14,7 +14,6 @@ from portal.returns import policy, service
 from tests.integration.conftest import csrf_of, nonce_of
 
 ROW_RE = re.compile(r'data-rma="(R[0-9A-Z]{7})"')
-STATUS_LINK_RE = re.compile(r'id="status-link"[^>]*|href="(http://testserver\.local/r/R[0-9A-Z]{7}/[A-Za-z0-9_-]+)"')
 
 
 def register(engine, number: str, picks: dict[str, int] | None = None, nonce: str | None = None,
