@@ -59,15 +59,12 @@ def load_return_customs(session: Session, return_ids: Sequence[int]) -> list[Ret
     ids = list(dict.fromkeys(return_ids))
     if not ids:
         return []
-    heads = {
-        row.id: row
-        for row in _rows(session,
-            select(Return.id, Return.rma, Order.number, Order.currency)
-            .join(Order, Order.id == Return.order_id)
-            .where(Return.id.in_(ids)),
-        )
-    }
-    rows = _rows(session,
+    heads = {row.id: row for row in _rows(session, (
+        select(Return.id, Return.rma, Order.number, Order.currency)
+        .join(Order, Order.id == Return.order_id)
+        .where(Return.id.in_(ids))
+    ))}
+    rows = _rows(session, (
         select(
             ReturnLine.return_id, ReturnLine.quantity, ReturnLine.reason,
             OrderLine.id.label("order_line_id"), OrderLine.hs_code, OrderLine.name, OrderLine.unit_price_minor,
@@ -78,8 +75,8 @@ def load_return_customs(session: Session, return_ids: Sequence[int]) -> list[Ret
         .join(OrderLine, OrderLine.id == ReturnLine.order_line_id)
         .outerjoin(ReturnLineCustoms, ReturnLineCustoms.return_line_id == ReturnLine.id)
         .where(ReturnLine.return_id.in_(ids))
-        .order_by(ReturnLine.return_id, OrderLine.line_no, ReturnLine.id),
-    )
+        .order_by(ReturnLine.return_id, OrderLine.line_no, ReturnLine.id)
+    ))
     declarations = _declarations(session, {row.declaration_id for row in rows if row.declaration_id})
 
     results_cache: dict[tuple, cm.RuleResult] = {}
@@ -110,20 +107,20 @@ def _declarations(session: Session, ids: set[int]) -> dict[int, cm.ExportDeclara
     if not ids:
         return {}
     lines: dict[int, list] = defaultdict(list)
-    for line in _rows(session,
+    for line in _rows(session, (
         select(ExportLine.declaration_id, ExportLine.goods_item_number, ExportLine.order_line_id, ExportLine.cn_code,
                ExportLine.description, ExportLine.quantity, ExportLine.unit_value_minor, ExportLine.origin_country,
                ExportLine.net_weight_grams, ExportLine.agricultural)
-        .where(ExportLine.declaration_id.in_(ids)).order_by(ExportLine.id),
-    ):
+        .where(ExportLine.declaration_id.in_(ids)).order_by(ExportLine.id)
+    )):
         lines[line.declaration_id].append(line)
     found = {}
-    for row in _rows(session,
+    for row in _rows(session, (
         select(ExportDeclaration.id, ExportDeclaration.mrn, ExportDeclaration.export_date, ExportDeclaration.exporter_eori,
                ExportDeclaration.invoice_number, ExportDeclaration.invoice_date, ExportDeclaration.currency,
                ExportDeclaration.entry_route, ExportDeclaration.voec_number)
-        .where(ExportDeclaration.id.in_(ids)),
-    ):
+        .where(ExportDeclaration.id.in_(ids))
+    )):
         try:
             found[row.id] = to_customs_declaration(row, lines[row.id])
         except ValueError:

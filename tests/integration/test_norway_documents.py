@@ -328,3 +328,17 @@ def test_manifest_uses_the_rates_of_its_day(demo_engine, rates_server):
     for line in manifest.lines:
         assert line.currency == "NOK" and line.rate == rate and line.rate_date == older_day
         assert line.declared_value_minor == expected_sek(line.value_minor, "11.9000", "11.5000")[1]
+
+
+def test_rate_fetch_job_reads_ecb_rates_url(demo_engine, rates_server, monkeypatch):
+    from portal.norway import jobs
+
+    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server}/eurofxref-daily.xml")
+    result = jobs.run_rate_fetch(demo_engine, NOW)
+    assert (result.rate_date, result.currencies, result.changed) == (RATE_DAY, 4, 4)
+    assert jobs.run_rate_fetch(demo_engine, NOW).changed == 0  # idempotent
+    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server}/broken")
+    with pytest.raises(rates.RateError, match="HTTP 500"):
+        jobs.run_rate_fetch(demo_engine, NOW)
+    with Session(demo_engine) as s:
+        assert len(s.exec(select(ExchangeRate)).all()) == 4
