@@ -79,7 +79,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one line per render step is noise
     state = State({"settings": settings, "engine": engine, "brand": load_brand(engine)})
 
+    scheduler_holder: list = []
+
+    def start_embedded_worker() -> None:
+        if settings.embedded_worker:
+            from portal.jobs.scheduler import start_scheduler
+
+            scheduler_holder.append(start_scheduler(engine, settings))
+            log.info("embedded worker started: outbox dispatch and scheduled jobs run in this process")
+
+    def stop_embedded_worker() -> None:
+        for scheduler in scheduler_holder:
+            scheduler.shutdown(wait=True)
+
     return Litestar(
+        on_startup=[start_embedded_worker],
+        on_shutdown=[stop_embedded_worker],
         route_handlers=[
             health,
             hello,
@@ -101,7 +116,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
         stores=StoreRegistry({"sessions": DatabaseStore(engine, "sessions")}),
         csrf_config=CSRFConfig(
             secret=settings.secret_key, cookie_secure=settings.https, cookie_samesite="lax",
-            cookie_httponly=False, exclude=["/api/", "/webhooks/"],
+            cookie_httponly=False, exclude=["^/api/", "^/webhooks/"]  # anchored: Litestar matches these as regexes,
         ),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="Nordic returns portal API", version=__version__, path="/schema"),

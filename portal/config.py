@@ -38,6 +38,7 @@ class Settings:
     lookup_rate_limit: int = 10  # order lookups per client per window
     lookup_rate_window_s: int = 300
     session_idle_minutes: int = 30
+    embedded_worker: bool = False  # run the scheduler + outbox dispatcher inside the web process
     extra: dict = field(default_factory=dict)
 
     @property
@@ -86,7 +87,18 @@ def settings_from_env() -> Settings:
         lookup_rate_limit=int(_env("LOOKUP_RATE_LIMIT", str(defaults.lookup_rate_limit))),
         lookup_rate_window_s=int(_env("LOOKUP_RATE_WINDOW_S", str(defaults.lookup_rate_window_s))),
         session_idle_minutes=int(_env("SESSION_IDLE_MINUTES", str(defaults.session_idle_minutes))),
+        embedded_worker=_embedded_worker_default(_env("DATABASE_URL", defaults.database_url)),
     ).validate()
+
+
+def _embedded_worker_default(database_url: str) -> bool:
+    """On by default for the embedded SQLite mode; with PostgreSQL run `portal worker` processes instead."""
+    value = os.environ.get("EMBEDDED_WORKER", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return database_url.startswith("sqlite")
 
 
 @lru_cache(maxsize=1)
