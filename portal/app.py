@@ -20,6 +20,7 @@ from portal.db import ensure_migrated, make_engine
 from portal.i18n import pick_language
 from portal.returns.views import ConsumerController
 from portal.staff.routes import STAFF_CONTROLLERS
+from portal.webhooks.shop import ShopWebhookController
 from portal.web.deps import provide_db
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.sessions import RotatingSessionConfig
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
             hello,
             ConsumerController,
             *STAFF_CONTROLLERS,
+            ShopWebhookController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         state=state,

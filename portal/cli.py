@@ -35,13 +35,14 @@ def migrate() -> None:
 def demo() -> None:
     """Load the demo merchant and orders (safe to run again)."""
     from portal.db import make_engine, session_scope
-    from portal.demo import load_demo, load_demo_staff
+    from portal.demo import load_demo, load_demo_norway, load_demo_staff
 
     settings = _settings()
     engine = make_engine(settings.database_url)
     _require_migrated(engine)
     with session_scope(engine) as session:
         added = load_demo(session)
+        load_demo_norway(session)
         if not settings.is_production:
             load_demo_staff(session)
     click.echo(f"Demo data: {added} orders added." if added else "Demo data already loaded.")

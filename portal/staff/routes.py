@@ -1,10 +1,12 @@
 """Every back-office controller, registered by create_app()."""
 
+from portal.norway.views import NorwayController
 from portal.staff.admin import AdminController
 from portal.staff.receiving import ReceivingController
 from portal.staff.refund_views import RefundController
 from portal.staff.support import SupportController
 from portal.staff.views import StaffAuthController, StaffHomeController
+from portal.staff.webhooks_admin import WebhookAdminController
 
 STAFF_CONTROLLERS = [
     StaffAuthController,
@@ -13,7 +15,6 @@ STAFF_CONTROLLERS = [
     SupportController,
     RefundController,
     AdminController,
+    WebhookAdminController,
+    NorwayController,
 ]
-from portal.staff.webhooks_admin import WebhookAdminController; STAFF_CONTROLLERS.append(WebhookAdminController)  # noqa: E402,E702
-from portal.webhooks.shop import ShopWebhookController; STAFF_CONTROLLERS.append(ShopWebhookController)  # noqa: E402,E702  (until create_app registers it)
-from portal.norway.views import NorwayController; STAFF_CONTROLLERS.append(NorwayController)  # noqa: E402,E702

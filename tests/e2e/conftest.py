@@ -44,10 +44,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """The real app on a real SQLite file, served by uvicorn on loopback."""
+def live_database_url(tmp_path_factory) -> str:
     tmp = tmp_path_factory.mktemp("e2e")
-    url = f"sqlite:///{tmp / 'portal.db'}"
+    return f"sqlite:///{tmp / 'portal.db'}"
+
+
+@pytest.fixture(scope="session")
+def live_server(live_database_url, tmp_path_factory):
+    """The real app on a real SQLite file, served by uvicorn on loopback."""
+    tmp = tmp_path_factory.mktemp("e2e-files")
+    url = live_database_url
     migrate(url)
     engine = make_engine(url)
     with Session(engine) as session:
