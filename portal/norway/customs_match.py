@@ -17,7 +17,7 @@ from datetime import date
 from sqlmodel import Session, select
 
 from customs import model as cm
-from customs.eligibility import DECLARATION, assess_return_lines
+from customs.eligibility import DECLARATION, RELIEF_CONDITIONS, SAME_STATE, assess_return_lines, check_same_state
 from portal.models import (
     ExportDeclaration,
     ExportLine,
@@ -223,3 +223,20 @@ def _record_attention(
     ]
     if flagged:
         service.record_event(session, ret, NEEDS_ATTENTION_EVENT, "system", {"lines": flagged})
+
+
+def record_inspected_state(session: Session, return_line_id: int, same_state: bool) -> ReturnLineCustoms | None:
+    """After inspection: goods not in their exported state lose relief F01 ("duty may apply"), and regain it
+    when a re-inspection finds them fine and every other rule still holds."""
+    row = session.exec(select(ReturnLineCustoms).where(ReturnLineCustoms.return_line_id == return_line_id)).first()
+    if row is None:
+        return None
+    verdict = check_same_state(same_state)
+    results = [r for r in row.results if r.get("code") != SAME_STATE]
+    results.append({"ok": verdict.ok, "code": verdict.code, "reason": verdict.reason})
+    others_ok = all(r.get("ok") for r in results if r.get("code") in RELIEF_CONDITIONS)
+    row.results = results
+    row.relief = cm.RETURNED_GOODS_RELIEF if others_ok and row.allocations else None
+    row.assessed_at = utcnow()
+    session.add(row)
+    return row

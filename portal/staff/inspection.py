@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from sqlmodel import Session, select
 
+from portal.norway.customs_match import record_inspected_state
 from portal.models import Order, OrderLine, Refund, Return, ReturnLine
 from portal.outbox.service import enqueue_webhook_event
 from portal.returns import service
@@ -173,6 +174,8 @@ def apply_inspection(db: Session, ret: Return, staff: StaffPrincipal, version: s
                 setattr(line, key, value)
         db.add(line)
         after[str(line.id)] = _snapshot(line)
+        if ret.is_norway and line.received_quantity > 0:
+            record_inspected_state(db, line.id, same_state=line.condition in RELIEF_SAFE_CONDITIONS)
         if ret.is_norway and line.received_quantity > 0 and line.condition not in RELIEF_SAFE_CONDITIONS:
             warnings.append({"return_line_id": line.id, "sku": order_line.sku, "condition": line.condition,
                              "relief": "F01", "note": F01_NOTE})
