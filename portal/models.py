@@ -446,3 +446,97 @@ class NorwaySettings(SQLModel, table=True):
     alert_email: str = Field(default="", max_length=254)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_by: str = Field(default="system", max_length=254)
+
+
+# --- Notifications ---------------------------------------------------------------------------
+
+
+class NotificationRule(SQLModel, table=True):
+    """Trigger + channels + audience + conditions; inactive until activated, optionally within dates."""
+
+    __tablename__ = "notification_rule"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    trigger: str = Field(max_length=60, index=True)  # e.g. return.registered, refund.issued, time.label_unused
+    channels: list = json_list_column()  # ["email"], ["sms"], ["email", "sms"]
+    audience: str = Field(default="customer", max_length=12)  # customer | internal
+    internal_recipients: list = json_list_column()  # e-mail addresses / E.164 numbers for internal rules
+    conditions: dict = json_column()  # {"country": [...], "resolution": [...], "reason": [...]}
+    offset_days: int = 0  # time-based triggers: N days after/before the reference date
+    marketing: bool = False  # marketing content needs the customer's consent
+    active: bool = False
+    starts_on: Optional[date] = None
+    ends_on: Optional[date] = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class NotificationTemplate(SQLModel, table=True):
+    __tablename__ = "notification_template"
+    __table_args__ = (sa.UniqueConstraint("rule_id", "language"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    rule_id: int = Field(foreign_key="notification_rule.id", index=True)
+    language: str = Field(max_length=5)
+    subject: str = Field(default="", max_length=200)
+    body_text: str = Field(default="", sa_column=Column(sa.Text, nullable=False, server_default=""))
+    body_html: str = Field(default="", sa_column=Column(sa.Text, nullable=False, server_default=""))
+    sms_text: str = Field(default="", max_length=1600)
+
+
+class Consent(SQLModel, table=True):
+    __tablename__ = "consent"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    channel: str = Field(max_length=12)  # email | sms
+    purpose: str = Field(default="marketing", max_length=20)
+    granted: bool
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    source: str = Field(default="", max_length=120)
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """What happened to one outbox message: queued, deferred, suppressed, sent, delivered, failed…"""
+
+    __tablename__ = "delivery_event"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    outbox_id: Optional[int] = Field(default=None, foreign_key="outbox_message.id", index=True)
+    return_id: Optional[int] = Field(default=None, foreign_key="return.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    kind: str = Field(max_length=20)
+    provider_message_id: Optional[str] = Field(default=None, max_length=120, index=True)
+    detail: dict = json_column()
+
+
+# --- Integrations ---------------------------------------------------------------------------
+
+
+class ApiKey(SQLModel, table=True):
+    """Shown once; stored as a SHA-256 of the secret part (192 random bits), looked up by prefix."""
+
+    __tablename__ = "api_key"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    prefix: str = Field(unique=True, index=True, max_length=16)
+    key_hash: str = Field(max_length=64)
+    scopes: list = json_list_column()  # orders:write, returns:read, returns:write
+    created_by: str = Field(max_length=254)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+
+
+class CarrierEvent(SQLModel, table=True):
+    """A raw carrier scan, stored as received; idempotent on (carrier, event_id)."""
+
+    __tablename__ = "carrier_event"
+    __table_args__ = (sa.UniqueConstraint("carrier", "event_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    carrier: str = Field(max_length=30)
+    event_id: str = Field(max_length=120)
+    tracking_number: str = Field(max_length=40, index=True)
+    return_id: Optional[int] = Field(default=None, foreign_key="return.id", index=True)
+    code: str = Field(max_length=40)
+    mapped_state: Optional[str] = Field(default=None, max_length=24)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    raw: dict = json_column()
