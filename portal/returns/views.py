@@ -57,6 +57,7 @@ def _granted_orders(request: Request) -> list[int]:
 
 class ConsumerController(Controller):
     path = "/"
+    include_in_schema = False  # HTML pages; /schema documents the JSON API
 
     @get("/", name="find_order", sync_to_thread=False)
     def find_order_form(self, request: Request) -> Template:
