@@ -36,6 +36,7 @@ def demo() -> None:
     """Load the demo merchant and orders (safe to run again)."""
     from portal.db import make_engine, session_scope
     from portal.demo import load_demo, load_demo_norway, load_demo_staff
+    from portal.notify.starter import install_starter_rules
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -43,6 +44,7 @@ def demo() -> None:
     with session_scope(engine) as session:
         added = load_demo(session)
         load_demo_norway(session)
+        install_starter_rules(session)  # inactive until the merchant activates them
         if not settings.is_production:
             load_demo_staff(session)
     click.echo(f"Demo data: {added} orders added." if added else "Demo data already loaded.")

@@ -83,20 +83,20 @@ def guarded(name: str, func: Callable[[Engine, datetime], object], engine: Engin
 
 
 def periodic_jobs(settings: Settings) -> list[tuple[str, str, Callable, object]]:
-    """(id, description, function(engine, now), trigger) for the domain jobs that exist in this build."""
-    jobs = []
-    try:
-        from portal.norway import jobs as norway
-    except ImportError as exc:  # pragma: no cover - only while the Norway part is not installed
-        log.warning("Norway jobs not available: %s", exc)
-        return jobs
-    jobs.append(("norway-cutoffs", "Norway collection cut-offs", norway.run_collection_cutoffs,
-                 IntervalTrigger(minutes=5, timezone=timezone.utc)))
-    jobs.append(("norway-storage-check", "Norway storage-fee check", norway.run_storage_check,
-                 CronTrigger(hour=7, minute=0, timezone=settings.timezone)))
-    jobs.append(("ecb-rates", "ECB exchange rates", norway.run_rate_fetch,
-                 CronTrigger(hour=16, minute=30, timezone="Europe/Berlin")))  # published around 16:00 CET
-    return jobs
+    """(id, description, function(engine, now), trigger) for the domain jobs."""
+    from portal.norway import jobs as norway
+    from portal.notify.sweep import sweep as notification_sweep
+
+    return [
+        ("norway-cutoffs", "Norway collection cut-offs", norway.run_collection_cutoffs,
+         IntervalTrigger(minutes=5, timezone=timezone.utc)),
+        ("norway-storage-check", "Norway storage-fee check", norway.run_storage_check,
+         CronTrigger(hour=7, minute=0, timezone=settings.timezone)),
+        ("ecb-rates", "ECB exchange rates", norway.run_rate_fetch,
+         CronTrigger(hour=16, minute=30, timezone="Europe/Berlin")),  # published around 16:00 CET
+        ("notification-sweep", "time-based notification triggers", notification_sweep,
+         IntervalTrigger(minutes=5, timezone=timezone.utc)),
+    ]
 
 
 def start_scheduler(engine: Engine, settings: Settings, interval_s: float = DISPATCH_INTERVAL_S,

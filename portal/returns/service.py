@@ -201,6 +201,9 @@ def record_event(session: Session, ret: Return, type_: str, actor: str, data: di
     event = ReturnEvent(return_id=ret.id, type=type_, actor=actor, data=data or {}, at=at or utcnow())
     session.add(event)
     ret.updated_at = event.at
+    from portal.notify.hooks import on_return_event  # here: portal.notify imports this module
+
+    on_return_event(session, ret, type_, event.at)  # same transaction: the outbox row commits with the event
     return event
 
 
