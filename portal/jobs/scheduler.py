@@ -85,6 +85,7 @@ def guarded(name: str, func: Callable[[Engine, datetime], object], engine: Engin
 def periodic_jobs(settings: Settings) -> list[tuple[str, str, Callable, object]]:
     """(id, description, function(engine, now), trigger) for the domain jobs."""
     from portal.norway import jobs as norway
+    from portal.carriers.polling import poll_job as carrier_polling
     from portal.notify.sweep import sweep as notification_sweep
 
     return [
@@ -96,6 +97,8 @@ def periodic_jobs(settings: Settings) -> list[tuple[str, str, Callable, object]]
          CronTrigger(hour=16, minute=30, timezone="Europe/Berlin")),  # published around 16:00 CET
         ("notification-sweep", "time-based notification triggers", notification_sweep,
          IntervalTrigger(minutes=5, timezone=timezone.utc)),
+        ("carrier-polling", "carrier tracking polling", carrier_polling,
+         IntervalTrigger(minutes=15, timezone=timezone.utc)),  # only carriers with CARRIER_TRACKING_URL_<NAME>
     ]
 
 
