@@ -20,7 +20,10 @@ from portal.db import ensure_migrated, make_engine
 from portal.i18n import pick_language
 from portal.returns.views import ConsumerController
 from portal.staff.routes import STAFF_CONTROLLERS
+from portal.api.v1 import API_V1_CONTROLLERS
+from portal.carriers.webhook import CarrierWebhookController
 from portal.webhooks.shop import ShopWebhookController
+from portal.webhooks.sms import SmsDeliveryReportController
 from portal.web.deps import provide_db
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.sessions import RotatingSessionConfig
@@ -102,6 +105,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
             ConsumerController,
             *STAFF_CONTROLLERS,
             ShopWebhookController,
+            CarrierWebhookController,
+            SmsDeliveryReportController,
+            *API_V1_CONTROLLERS,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         state=state,

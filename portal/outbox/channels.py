@@ -196,6 +196,81 @@ def send_smtp(target: SmtpTarget, msg: EmailMessage, timeout_s: float = SMTP_TIM
         raise _smtp_code_error(code, text, "recipient refused")
 
 
+class SmtpConnection:
+    """One SMTP session reused for many messages within a dispatch run (connect and EHLO once, not per mail).
+    Any error closes it, so the next message starts on a clean connection; a relay that dropped an idle
+    connection is reconnected once before the message counts as failed."""
+
+    def __init__(self, target: SmtpTarget, timeout_s: float = SMTP_TIMEOUT_S, local_hostname: str | None = None):
+        self.target = target
+        self.timeout_s = timeout_s
+        self.local_hostname = local_hostname
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        target = self.target
+        if target.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=self.timeout_s,
+                                                  local_hostname=self.local_hostname,
+                                                  context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(target.host, target.port, timeout=self.timeout_s, local_hostname=self.local_hostname)
+        try:
+            if target.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if target.username:
+                smtp.login(target.username, target.password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(self, msg: EmailMessage) -> None:
+        reused = self._smtp is not None
+        try:
+            try:
+                if self._smtp is None:
+                    self._smtp = self._connect()
+                refused = self._smtp.send_message(msg)
+            except smtplib.SMTPServerDisconnected:
+                if not reused:
+                    raise
+                self.close()  # the relay dropped our idle connection: one fresh try
+                self._smtp = self._connect()
+                refused = self._smtp.send_message(msg)
+        except BaseException as exc:
+            self.close()
+            raise _smtp_error(exc) from None
+        if refused:
+            code, text = next(iter(refused.values()))
+            raise _smtp_code_error(code, text, "recipient refused")
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+
+def _smtp_error(exc: BaseException) -> BaseException:
+    """Map an smtplib/socket error to DeliveryError (the same rules as send_smtp); others pass unchanged."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(exc.recipients.values()))
+        return _smtp_code_error(code, text, "recipient refused")
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return DeliveryError(f"SMTP login failed ({exc.smtp_code}); check SMTP_URL", permanent=False)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _smtp_code_error(exc.smtp_code, exc.smtp_error, "refused")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return DeliveryError(f"SMTP relay does not support what SMTP_URL asks for: {exc}", permanent=False)
+    if isinstance(exc, (smtplib.SMTPException, OSError)):
+        return DeliveryError(f"SMTP connection problem: {type(exc).__name__}: {exc}", permanent=False)
+    return exc
+
+
 def write_mail_file(mail_dir: Path, name: str, msg: EmailMessage) -> Path:
     """Write `<name>.eml` atomically (temporary file + rename): a reader never sees half a message,
     and writing the same message again replaces the file instead of adding a duplicate."""

@@ -8,26 +8,44 @@ Claiming counts the attempt (`attempts + 1`), so a message that keeps crashing i
 in the dead letter. The attempt number is also the fencing token when the outcome is written: a worker
 that lost its lease cannot overwrite the outcome of the worker that took over.
 
-Delivery is at least once: a crash between sending and recording sends again after the lease. Receivers
-deduplicate on `X-Portal-Delivery` (webhooks) or the stable `Message-ID` (e-mail).
+Delivery semantics after a crash between sending and recording the outcome:
+
+- webhooks and e-mail: at least once. The row is sent again after the lease, with the same
+  `X-Portal-Delivery` (webhooks) or the same `Message-ID` (e-mail), so the receiver can drop the copy:
+  "exactly once" for e-mail means exactly once per Message-ID at the receiving side.
+- SMS: never twice. A phone cannot deduplicate, and neither 46elks nor Twilio honours an idempotency key,
+  so a "sending" DeliveryEvent is committed (fenced by the attempt number) before the provider is called.
+  A claimed SMS row whose last marker is "sending" with no outcome was interrupted mid-send: whether it
+  left is unknown, so it goes to the dead letter ("outcome unknown") instead of being sent again; staff
+  can check the provider's log and retry it by hand. The `Idempotency-Key` header carries the outbox
+  key for providers (or proxies) that do honour it.
+
+SMS also has quiet hours in the recipient's time zone (default 21:00–08:00, from the number's country
+code, falling back to TIMEZONE): a row due then is deferred to the end of the quiet hours, not counted as
+an attempt. Every channel can be throttled with NOTIFY_THROTTLE_<CHANNEL>="X/Y": after X sends in a run,
+pause Y seconds. E-mail and SMS outcomes are written as DeliveryEvent rows and, for a row about a return,
+as a staff-only ReturnEvent (notification.sent / .deferred / .failed) in the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time as dtime, timedelta, timezone
+from functools import lru_cache
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from portal.config import Settings, get_settings
-from portal.models import MerchantPolicy, OutboxMessage, WebhookEndpoint, utcnow
+from portal.models import DeliveryEvent, MerchantPolicy, OutboxMessage, ReturnEvent, WebhookEndpoint, utcnow
 from portal.outbox import channels
 from portal.outbox.channels import DeliveryError
 
@@ -38,8 +56,12 @@ MAX_ATTEMPTS = 8
 BASE_BACKOFF_S = 30
 MAX_BACKOFF_S = 3600
 LEASE_MARGIN_S = 5
-SENDABLE_CHANNELS = ("webhook", "email")  # SMS rows wait for an SMS sender; they are not claimed here
+SENDABLE_CHANNELS = ("webhook", "email", "sms")  # sms only while an SMS provider is configured
+NOTIFY_CHANNELS = ("email", "sms")  # channels whose decisions go to the delivery log and the timeline
 CLAIMABLE_STATES = ("pending", "failed", "sending")  # "sending" only once its lease has run out
+QUIET_HOURS = (dtime(21, 0), dtime(8, 0))  # SMS quiet hours, recipient's local time; NOTIFY_QUIET_HOURS="21:00-08:00"
+UNKNOWN_OUTCOME = "outcome unknown: the worker stopped while this SMS was being sent; not sent again " \
+                  "(check the provider's log, then retry by hand if it did not arrive)"
 
 
 def backoff_delay(attempts: int, rand: Callable[[], float] = random.random) -> float:
@@ -47,6 +69,105 @@ def backoff_delay(attempts: int, rand: Callable[[], float] = random.random) -> f
     with "full-ish" jitter (75–100 % of that) so a burst of failures does not retry in lock-step."""
     base = min(BASE_BACKOFF_S * 2 ** max(attempts - 1, 0), MAX_BACKOFF_S)
     return base * (0.75 + 0.25 * rand())
+
+
+# --- Quiet hours and throttling ------------------------------------------------------------
+
+
+def parse_quiet_hours(value: str | None) -> tuple[dtime, dtime]:
+    """"21:00-08:00" → (21:00, 08:00); empty or malformed → the default."""
+    try:
+        start, end = (value or "").split("-")
+        return dtime.fromisoformat(start.strip()), dtime.fromisoformat(end.strip())
+    except ValueError:
+        return QUIET_HOURS
+
+
+@lru_cache(maxsize=4096)
+def recipient_zones(number: str, fallback: str) -> tuple[str, ...]:
+    """The IANA zones of an E.164 number's region (phonenumbers), or the merchant's zone."""
+    import phonenumbers
+    from phonenumbers import timezone as pn_timezone
+
+    try:
+        zones = pn_timezone.time_zones_for_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        zones = ()
+    known = []
+    for zone in zones:
+        try:
+            ZoneInfo(zone)
+            known.append(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return tuple(known) or (fallback,)
+
+
+def quiet_until(now: datetime, zones: Sequence[str], quiet: tuple[dtime, dtime] = QUIET_HOURS) -> datetime | None:
+    """If `now` falls in the quiet hours in any of the recipient's zones, the UTC time they end; else None."""
+    start, end = quiet
+    if start == end:
+        return None
+    latest: datetime | None = None
+    for zone in zones:
+        tz = ZoneInfo(zone)
+        local = now.astimezone(tz)
+        t = local.timetz().replace(tzinfo=None)
+        if start < end:
+            inside = start <= t < end
+            end_day = local.date()
+        else:  # over midnight: 21:00–08:00
+            inside = t >= start or t < end
+            end_day = local.date() + timedelta(days=1) if t >= start else local.date()
+        if inside:
+            until = datetime.combine(end_day, end, tzinfo=tz).astimezone(timezone.utc)
+            latest = until if latest is None else max(latest, until)
+    return latest
+
+
+def parse_throttle(value: str | None) -> tuple[int, float] | None:
+    """"100/5" → send 100, then pause 5 s. Empty or malformed → no throttle."""
+    try:
+        count, pause = (value or "").split("/")
+        n, p = int(count), float(pause)
+    except ValueError:
+        return None
+    return (n, p) if n > 0 and p >= 0 else None
+
+
+class Throttle:
+    """Per channel: after X sends, sleep Y seconds before the next one. `sleep` is injectable for tests."""
+
+    def __init__(self, limits: dict[str, tuple[int, float]], sleep: Callable[[float], None] = time.sleep):
+        self.limits = limits
+        self.sleep = sleep
+        self.sent: dict[str, int] = {}
+        self.pauses: list[tuple[str, float]] = []
+
+    @classmethod
+    def from_env(cls, sleep: Callable[[float], None] = time.sleep, environ=None) -> "Throttle":
+        env = os.environ if environ is None else environ
+        limits = {}
+        for name in SENDABLE_CHANNELS:
+            limit = parse_throttle(env.get(f"NOTIFY_THROTTLE_{name.upper()}"))
+            if limit:
+                limits[name] = limit
+        return cls(limits, sleep)
+
+    def pause_due(self, channel: str) -> float:
+        """The pause the next send on `channel` will start with (0 if none)."""
+        limit = self.limits.get(channel)
+        return limit[1] if limit and self.sent.get(channel, 0) >= limit[0] else 0.0
+
+    def before_send(self, channel: str) -> None:
+        limit = self.limits.get(channel)
+        if not limit:
+            return
+        if self.sent.get(channel, 0) >= limit[0]:
+            self.pauses.append((channel, limit[1]))
+            self.sleep(limit[1])
+            self.sent[channel] = 0
+        self.sent[channel] = self.sent.get(channel, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +183,7 @@ class Claimed:
     endpoint_url: str | None
     endpoint_secret: str | None
     endpoint_active: bool | None
+    return_id: int | None = None
 
 
 @dataclass
@@ -69,9 +191,10 @@ class Outcome:
     message_id: int
     channel: str
     destination: str
-    result: str  # sent | retry | dead | released | lost
+    result: str  # sent | retry | dead | released | lost | deferred
     error: str = ""
     next_attempt_at: datetime | None = None
+    provider_message_id: str | None = None
 
 
 @dataclass
@@ -98,8 +221,13 @@ class DispatchReport:
     def released(self) -> int:
         return self.count("released")
 
+    @property
+    def deferred(self) -> int:
+        return self.count("deferred")
+
     def __str__(self) -> str:
         return (f"claimed {self.claimed}: {self.sent} sent, {self.retried} to retry, {self.dead} dead"
+                + (f", {self.deferred} deferred" if self.deferred else "")
                 + (f", {self.released} released" if self.released else ""))
 
 
@@ -140,13 +268,16 @@ def claim_due(engine: Engine, now: datetime, limit: int = 50, lease_s: int = LEA
         Claimed(id=r["id"], attempts=fences[r["id"]], channel=r["channel"], destination=r["destination"],
                 event_type=r["event_type"], idempotency_key=r["idempotency_key"], payload=r["payload"] or {},
                 endpoint_id=r["endpoint_id"], endpoint_url=r["ep_url"], endpoint_secret=r["ep_secret"],
-                endpoint_active=r["ep_active"])
+                endpoint_active=r["ep_active"], return_id=r["return_id"])
         for r in rows
     ]
 
 
-def _finish(engine: Engine, claimed: Claimed, **values) -> bool:
-    """Write the outcome if the row is still ours (same state and attempt number); False if the lease was lost."""
+def _finish(engine: Engine, claimed: Claimed, *, log_kind: str | None = None, detail: dict | None = None,
+            provider_message_id: str | None = None, timeline: str | None = None, **values) -> bool:
+    """Write the outcome if the row is still ours (same state and attempt number); False if the lease was lost.
+    For notification channels the DeliveryEvent (`log_kind`) and the staff-only ReturnEvent (`timeline`)
+    are written in the same transaction, and only if the outcome was."""
     table = OutboxMessage.__table__
     with engine.begin() as conn:
         result = conn.execute(
@@ -154,23 +285,66 @@ def _finish(engine: Engine, claimed: Claimed, **values) -> bool:
             .where(table.c.id == claimed.id, table.c.state == "sending", table.c.attempts == claimed.attempts)
             .values(**values)
         )
+        if result.rowcount == 1 and log_kind and claimed.channel in NOTIFY_CHANNELS:
+            _record(conn, claimed, log_kind, detail or {}, provider_message_id, timeline)
     return result.rowcount == 1
+
+
+def _record(conn, claimed: Claimed, kind: str, detail: dict, provider_message_id: str | None,
+            timeline: str | None) -> None:
+    at = utcnow()
+    detail = dict(detail, channel=claimed.channel, attempt=claimed.attempts)
+    conn.execute(sa.insert(DeliveryEvent.__table__).values(
+        outbox_id=claimed.id, return_id=claimed.return_id, at=at, kind=kind,
+        provider_message_id=provider_message_id, detail=detail))
+    if timeline and claimed.return_id is not None:
+        conn.execute(sa.insert(ReturnEvent.__table__).values(
+            return_id=claimed.return_id, type=timeline, at=at, actor="system",
+            data=dict(detail, outbox_id=claimed.id, event=claimed.event_type, destination=claimed.destination,
+                      **({"provider_message_id": provider_message_id} if provider_message_id else {}))))
+
+
+def _mark_sending(engine: Engine, claimed: Claimed) -> bool:
+    """Commit the "sending" marker before an SMS leaves (fenced: only while the row is ours)."""
+    table = OutboxMessage.__table__
+    with engine.begin() as conn:
+        mine = conn.execute(sa.select(table.c.id).where(
+            table.c.id == claimed.id, table.c.state == "sending", table.c.attempts == claimed.attempts)).first()
+        if mine is None:
+            return False
+        _record(conn, claimed, "sending", {}, None, None)
+    return True
+
+
+def _interrupted(engine: Engine, claimed: Claimed) -> bool:
+    """True if this SMS row's last marker is "sending": an earlier attempt died between send and record."""
+    events = DeliveryEvent.__table__
+    with engine.connect() as conn:
+        last = conn.execute(
+            sa.select(events.c.kind).where(events.c.outbox_id == claimed.id,
+                                           events.c.kind.in_(("sending", "sent", "failed", "dead")))
+            .order_by(events.c.id.desc()).limit(1)).scalar()
+    return last == "sending"
 
 
 # --- Sending -------------------------------------------------------------------------------
 
 
 class _Senders:
-    """What one dispatch run needs to send: one HTTP client (connection reuse), the SMTP target or mail folder."""
+    """What one dispatch run needs to send: one HTTP client (connection reuse), one SMTP connection,
+    the mail folder, the SMS provider."""
 
-    def __init__(self, engine: Engine, settings: Settings, webhook_timeout_s: float, smtp_timeout_s: float):
+    def __init__(self, engine: Engine, settings: Settings, webhook_timeout_s: float, smtp_timeout_s: float,
+                 sms_config=None):
         self.engine = engine
         self.settings = settings
         self.webhook_timeout_s = webhook_timeout_s
         self.smtp_timeout_s = smtp_timeout_s
         self.mail_host = urlsplit(settings.base_url).hostname or "localhost"
+        self.sms_config = sms_config
         self._http: httpx.Client | None = None
         self._sender: str | None = None
+        self._smtp: channels.SmtpConnection | None = None
 
     def http(self) -> httpx.Client:
         if self._http is None:
@@ -181,9 +355,11 @@ class _Senders:
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
+        if self._smtp is not None:
+            self._smtp.close()
 
     def budget_s(self, claimed: Claimed) -> float:
-        return (self.webhook_timeout_s if claimed.channel == "webhook" else self.smtp_timeout_s) + LEASE_MARGIN_S
+        return (self.smtp_timeout_s if claimed.channel == "email" else self.webhook_timeout_s) + LEASE_MARGIN_S
 
     def default_sender(self) -> str:
         if self._sender is None:
@@ -195,12 +371,14 @@ class _Senders:
             self._sender = channels.default_sender(name, address)
         return self._sender
 
-    def send(self, claimed: Claimed) -> str:
-        """Deliver one message; a short description of where it went, or DeliveryError."""
+    def send(self, claimed: Claimed) -> tuple[str, str | None]:
+        """Deliver one message; where it went and the provider's message id (SMS), or DeliveryError."""
         if claimed.channel == "webhook":
-            return self._webhook(claimed)
+            return self._webhook(claimed), None
         if claimed.channel == "email":
-            return self._email(claimed)
+            return self._email(claimed), None
+        if claimed.channel == "sms":
+            return self._sms(claimed)
         raise DeliveryError(f"no sender for channel {claimed.channel!r}", permanent=True)
 
     def _webhook(self, claimed: Claimed) -> str:
@@ -226,27 +404,56 @@ class _Senders:
             target = channels.parse_smtp_url(self.settings.smtp_url)
         except ValueError as exc:  # the configuration is wrong, not the message: keep it for later
             raise DeliveryError(str(exc), permanent=False) from None
-        channels.send_smtp(target, msg, self.smtp_timeout_s, local_hostname=self.mail_host)
+        if self._smtp is None:
+            self._smtp = channels.SmtpConnection(target, self.smtp_timeout_s, local_hostname=self.mail_host)
+        self._smtp.send(msg)
         return f"{claimed.destination} (via {target.host}:{target.port})"
+
+    def _sms(self, claimed: Claimed) -> tuple[str, str]:
+        from portal.notify.sms_providers import send_sms
+
+        text = claimed.payload.get("text") if isinstance(claimed.payload, dict) else None
+        if not isinstance(text, str):
+            raise DeliveryError("SMS payload needs a 'text'", permanent=True)
+        provider_id = send_sms(self.http(), self.sms_config, claimed.destination, text,
+                               idempotency_key=claimed.idempotency_key, timeout_s=self.webhook_timeout_s)
+        return f"{claimed.destination} (via {self.sms_config.provider}, id {provider_id})", provider_id
 
 
 def dispatch_due(engine: Engine, now: datetime | None = None, limit: int = 50, *, settings: Settings | None = None,
                  webhook_timeout_s: float = channels.WEBHOOK_TIMEOUT_S, smtp_timeout_s: float = channels.SMTP_TIMEOUT_S,
-                 lease_s: int = LEASE_S) -> DispatchReport:
-    """Claim the due messages, send each, record sent / retry with backoff / dead. Safe to run in many workers."""
+                 lease_s: int = LEASE_S, sms_config=None, throttle: Throttle | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> DispatchReport:
+    """Claim the due messages, send each, record sent / retry with backoff / dead / deferred.
+    Safe to run in many workers. `now`, `sleep` and `monotonic` are injectable so tests control time;
+    `sms_config` defaults to the environment (portal.notify.sms_providers), `throttle` to NOTIFY_THROTTLE_*."""
     now = now or utcnow()
     settings = settings or get_settings()
-    claimed = claim_due(engine, now, limit, lease_s)
+    if sms_config is None:
+        from portal.notify.sms_providers import sms_config_from_env
+
+        sms_config = sms_config_from_env()
+    names = tuple(c for c in SENDABLE_CHANNELS if c != "sms" or sms_config.configured)  # SMS waits for a provider
+    claimed = claim_due(engine, now, limit, lease_s, names)
     report = DispatchReport(claimed=len(claimed))
     if not claimed:
         return report
-    senders = _Senders(engine, settings, webhook_timeout_s, smtp_timeout_s)
-    started = time.monotonic()
+    throttle = throttle or Throttle.from_env(sleep)
+    quiet = parse_quiet_hours(os.environ.get("NOTIFY_QUIET_HOURS"))
+    senders = _Senders(engine, settings, webhook_timeout_s, smtp_timeout_s, sms_config)
+    started = monotonic()
     try:
         for item in claimed:
-            if time.monotonic() - started + senders.budget_s(item) > lease_s:
+            if item.channel == "sms":
+                until = quiet_until(now, recipient_zones(item.destination, settings.timezone), quiet)
+                if until is not None:
+                    report.outcomes.append(_defer(engine, item, until))
+                    continue
+            if monotonic() - started + throttle.pause_due(item.channel) + senders.budget_s(item) > lease_s:
                 report.outcomes.append(_release(engine, item, now))
                 continue
+            throttle.before_send(item.channel)
             report.outcomes.append(_deliver(engine, senders, item, now))
     finally:
         senders.close()
@@ -255,14 +462,25 @@ def dispatch_due(engine: Engine, now: datetime | None = None, limit: int = 50, *
 
 def _deliver(engine: Engine, senders: _Senders, item: Claimed, now: datetime) -> Outcome:
     outcome = Outcome(item.id, item.channel, item.destination, "sent")
+    provider_id = None
+    if item.channel == "sms":
+        if _interrupted(engine, item):
+            outcome.result, outcome.error = "dead", UNKNOWN_OUTCOME
+            written = _finish(engine, item, state="dead", last_error=UNKNOWN_OUTCOME, log_kind="dead",
+                              detail={"error": UNKNOWN_OUTCOME}, timeline="notification.failed")
+            log.warning("outbox #%s sms: %s", item.id, UNKNOWN_OUTCOME)
+            return outcome if written else Outcome(item.id, item.channel, item.destination, "lost")
+        if not _mark_sending(engine, item):
+            return Outcome(item.id, item.channel, item.destination, "lost")
     try:
-        where = senders.send(item)
+        where, provider_id = senders.send(item)
     except DeliveryError as exc:
         outcome.error = str(exc)
         if exc.permanent or item.attempts >= MAX_ATTEMPTS:
             outcome.result = "dead"
             reason = "permanent failure" if exc.permanent else f"gave up after {item.attempts} attempts"
-            written = _finish(engine, item, state="dead", last_error=outcome.error[:1000])
+            written = _finish(engine, item, state="dead", last_error=outcome.error[:1000], log_kind="dead",
+                              detail={"error": outcome.error[:500], "reason": reason}, timeline="notification.failed")
             log.warning("outbox #%s %s %s → dead letter (%s): %s", item.id, item.channel, item.event_type,
                         reason, outcome.error)
         else:
@@ -272,7 +490,9 @@ def _deliver(engine: Engine, senders: _Senders, item: Claimed, now: datetime) ->
                 delay = max(delay, min(exc.retry_after_s, MAX_BACKOFF_S))
             outcome.next_attempt_at = now + timedelta(seconds=delay)
             written = _finish(engine, item, state="failed", last_error=outcome.error[:1000],
-                              next_attempt_at=outcome.next_attempt_at)
+                              next_attempt_at=outcome.next_attempt_at, log_kind="failed",
+                              detail={"error": outcome.error[:500], "retry_at": outcome.next_attempt_at.isoformat()},
+                              timeline="notification.failed")
             log.info("outbox #%s %s %s failed (attempt %s of %s), retry in %.0f s: %s", item.id, item.channel,
                      item.event_type, item.attempts, MAX_ATTEMPTS, delay, outcome.error)
     except Exception as exc:  # a bug in a sender must not lose the row: count the attempt and retry later
@@ -280,20 +500,33 @@ def _deliver(engine: Engine, senders: _Senders, item: Claimed, now: datetime) ->
         outcome.error = f"internal error: {type(exc).__name__}: {exc}"[:1000]
         if item.attempts >= MAX_ATTEMPTS:
             outcome.result = "dead"
-            written = _finish(engine, item, state="dead", last_error=outcome.error)
+            written = _finish(engine, item, state="dead", last_error=outcome.error, log_kind="dead",
+                              detail={"error": outcome.error[:500]}, timeline="notification.failed")
         else:
             outcome.result = "retry"
             outcome.next_attempt_at = now + timedelta(seconds=backoff_delay(item.attempts))
             written = _finish(engine, item, state="failed", last_error=outcome.error,
-                              next_attempt_at=outcome.next_attempt_at)
+                              next_attempt_at=outcome.next_attempt_at, log_kind="failed",
+                              detail={"error": outcome.error[:500]}, timeline="notification.failed")
     else:
-        written = _finish(engine, item, state="sent", sent_at=utcnow(), last_error="")
+        outcome.provider_message_id = provider_id
+        written = _finish(engine, item, state="sent", sent_at=utcnow(), last_error="", log_kind="sent",
+                          provider_message_id=provider_id, timeline="notification.sent")
         log.info("outbox #%s %s %s sent to %s", item.id, item.channel, item.event_type, where)
     if not written:
         log.warning("outbox #%s: lease lost before the outcome (%s) was recorded; another worker has it",
                     item.id, outcome.result)
         outcome.result = "lost"
     return outcome
+
+
+def _defer(engine: Engine, item: Claimed, until: datetime) -> Outcome:
+    """Quiet hours: give the row back for `until`, the attempt not counted, and say so in the log/timeline."""
+    _finish(engine, item, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
+            next_attempt_at=until, log_kind="deferred", detail={"reason": "quiet_hours", "until": until.isoformat()},
+            timeline="notification.deferred")
+    log.info("outbox #%s sms deferred to %s (quiet hours at the recipient)", item.id, until.isoformat())
+    return Outcome(item.id, item.channel, item.destination, "deferred", next_attempt_at=until)
 
 
 def _release(engine: Engine, item: Claimed, now: datetime) -> Outcome:

@@ -1,6 +1,8 @@
 """Every back-office controller, registered by create_app()."""
 
+from portal.api.views_admin import ApiKeyAdminController
 from portal.norway.views import NorwayController
+from portal.notify.views import NotificationController
 from portal.staff.admin import AdminController
 from portal.staff.receiving import ReceivingController
 from portal.staff.refund_views import RefundController
@@ -17,4 +19,6 @@ STAFF_CONTROLLERS = [
     AdminController,
     WebhookAdminController,
     NorwayController,
+    ApiKeyAdminController,
+    NotificationController,
 ]
