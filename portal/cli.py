@@ -254,5 +254,65 @@ def fetch_rates(url: str | None) -> None:
                f"{result.changed} new or changed.")
 
 
+@main.command("import-orders")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Validate and report, but keep nothing.")
+def import_orders_command(csv_file: str, dry_run: bool) -> None:
+    """Import orders from CSV (one row per order line; format in portal/api/CSV_FORMAT.md). Safe to run again."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from portal.api.csv_import import CsvFormatError, import_orders
+    from portal.db import make_engine, session_scope
+
+    engine = make_engine(_settings().database_url)
+    _require_migrated(engine)
+    with open(csv_file, encoding="utf-8-sig", newline="") as fh:
+        total = max(sum(1 for _ in fh) - 1, 0)
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    try:
+        with open(csv_file, encoding="utf-8-sig", newline="") as fh, session_scope(engine) as session, Progress(
+                TextColumn("Importing"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn(),
+                console=console, transient=False) as progress:
+            task = progress.add_task("import", total=total)
+            report = import_orders(session, fh, dry_run=dry_run, progress=lambda n: progress.advance(task, n))
+            progress.update(task, completed=report.rows, total=report.rows)
+            if dry_run:
+                session.rollback()
+    except CsvFormatError as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException("The file's header is not usable; nothing imported.") from exc
+    elapsed = time.perf_counter() - started
+    for error in report.errors:
+        click.echo(str(error))
+    verb = "would be" if dry_run else "were"
+    click.echo(f"{report.rows} rows, {report.orders} orders in {elapsed:.1f} s: {report.created} {verb} created, "
+               f"{report.updated} updated, {report.unchanged} unchanged; {report.rejected} orders "
+               f"({report.rejected_rows} rows) rejected with {len(report.errors)} errors."
+               + (" Dry run: nothing was saved." if dry_run else ""))
+    if report.errors:
+        sys.exit(1)
+
+
+@main.command("export-orders")
+@click.argument("csv_file", type=click.Path(dir_okay=False, writable=True))
+def export_orders_command(csv_file: str) -> None:
+    """Write all orders as CSV in the import-orders format."""
+    from sqlmodel import Session
+
+    from portal.api.csv_import import export_orders
+    from portal.db import make_engine
+
+    engine = make_engine(_settings().database_url)
+    _require_migrated(engine)
+    with Session(engine) as session, open(csv_file, "w", encoding="utf-8", newline="") as fh:
+        rows = export_orders(session, fh)
+    click.echo(f"{rows} order lines written to {csv_file}")
+
+
 if __name__ == "__main__":
     sys.exit(main())
