@@ -5,8 +5,10 @@ layout, so a 4-column table costs four boxes per returned line. Set in a monospa
 one preformatted line per returned line gives the same aligned columns at a fraction of
 the cost, and a one-column table around them still repeats the header on every page.
 
-Widths are counted in character cells: East Asian wide and fullwidth characters (CJK,
-most emoji) take two cells, combining marks and format characters none, as in terminals.
+Widths are counted in character cells of DejaVu Sans Mono: a character the font has takes
+one cell, a combining mark or format character none. Characters it lacks are drawn from a
+fallback font; their width is estimated from fit.py's metrics and rounded to whole cells,
+so a line with, say, CJK or emoji text may shift the columns after it a little.
 """
 
 from __future__ import annotations
@@ -14,9 +16,25 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
+from .fit import FONT_DIRS, font_metrics
+
 GAP = "  "
+MONO_FONT_FILE = "DejaVuSansMono.ttf"
+MONO_ADVANCE_EM = 1233 / 2048  # every DejaVu Sans Mono glyph
+
+
+@lru_cache(maxsize=1)
+def _mono_codepoints() -> frozenset[int]:
+    from fontTools.ttLib import TTFont  # WeasyPrint dependency; imported lazily, only once
+
+    for directory in FONT_DIRS:
+        path = directory / MONO_FONT_FILE
+        if path.is_file():
+            return frozenset(TTFont(str(path), lazy=True).getBestCmap())
+    return frozenset()
 
 
 @dataclass(frozen=True)
@@ -25,10 +43,13 @@ class Column:
     align: Literal["left", "right"] = "left"
 
 
+@lru_cache(maxsize=4096)
 def char_cells(char: str) -> int:
     if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf", "Cc"):
         return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    if ord(char) in _mono_codepoints():
+        return 1
+    return max(1, round(font_metrics(bold=False).char_width_em(char) / MONO_ADVANCE_EM))
 
 
 def text_cells(text: str) -> int:

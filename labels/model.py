@@ -12,7 +12,7 @@ from pathlib import Path
 
 # Bump whenever templates, CSS or rendering code change the output for the same data,
 # so cached labels keyed on fingerprint() are re-rendered.
-LAYOUT_VERSION = "labels-1"
+LAYOUT_VERSION = "labels-2"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _DEFAULT_TEMPLATE_DIR = _PACKAGE_DIR.parent / "templates" / "labels"

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Literal
 
 import jinja2
+import jinja2.ext
 from babel import Locale
 from markupsafe import Markup
 
-from .columns import Column, format_row
 from .barcode import code128_png, code128_svg, largest_fitting_module_mm, symbol_width_modules
+from .columns import Column, format_row
 from .fit import fit_block
 from .i18n import NORWEGIAN, LabelLocale, label_locale
 from .model import Address, LabelData, LabelLine
@@ -74,12 +75,21 @@ GEOMETRY: dict[str, Geometry] = {
 # Packing slip columns in character cells of the slip's monospace font (DejaVu Sans Mono at
 # 8 pt: 1.70 mm a cell, so 107 cells with the gaps fit the 183 mm inside the table).
 SLIP_COLUMNS = (Column(20), Column(47), Column(8, "right"), Column(26))
+# Up to this many text lines the packing slip is one block kept on a page (it always fits on
+# one, with the heading before it); longer, it is a table whose header repeats on each page.
+SLIP_COMPACT_MAX_LINES = 12
 
 
 @dataclass(frozen=True)
 class AddressView:
     lines: tuple[str, ...]  # postal order: name first; phone (if any) last
     font_pt: float
+
+    @property
+    def size_class(self) -> str:
+        """CSS class for font_pt (base.css has .fs50 to .fs160, fit.py's 0.5 pt steps): a class
+        instead of a style attribute, as WeasyPrint computes every distinct style anew."""
+        return f"fs{round(self.font_pt * 2) * 5}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,11 @@ class LabelView:
     @property
     def gettext(self) -> Callable[..., str]:  # the templates bind this to `_`
         return self.locale.gettext
+
+    @property
+    def slip_compact(self) -> bool:
+        """Short enough to set as one block that is never split (see SLIP_COMPACT_MAX_LINES)."""
+        return sum(row.count("\n") + 1 for row in self.slip_rows) <= SLIP_COMPACT_MAX_LINES
 
     @property
     def barcode_svg(self) -> Markup:
@@ -295,10 +310,26 @@ def build_view(data: LabelData, layout: Layout) -> LabelView:
 # --- WeasyPrint plumbing, built once per process --------------------------------------------
 
 
+# A line break (and indentation) right after a tag, {% block %} or {# comment #} and right
+# before another one: the templates' own formatting, not text.
+_BETWEEN_TAGS = re.compile(r"(>|%\}|#\})[ \t]*\n\s*(?=<|\{%|\{#)")
+
+
+class _TagLineBreaks(jinja2.ext.Extension):
+    """Drop the templates' own line breaks between two tags when a template is loaded.
+    WeasyPrint parses and boxes every whitespace text node (a few percent of a label's render
+    time). Values inserted with {{ }} are untouched; between two inline elements, keep the
+    space on one line (or write it as `&#32;`)."""
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return _BETWEEN_TAGS.sub(r"\1", source)
+
+
 @lru_cache(maxsize=8)
 def _jinja_env(template_dir: Path) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
+        extensions=[_TagLineBreaks],
         autoescape=jinja2.select_autoescape(("html",), default_for_string=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

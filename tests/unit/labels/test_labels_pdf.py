@@ -114,3 +114,49 @@ def test_brand_colour_is_used_only_when_safe_and_readable():
     assert brand_ink("#C00") == "#C00"
     assert brand_ink("#ffff66") == "#000"  # pale yellow on white paper: use black
     assert brand_ink("red;}") == "#1f4e79"
+
+
+def test_short_packing_slip_stays_together_with_its_header(kit):
+    from labels.render import SLIP_COMPACT_MAX_LINES
+
+    # The longest list still set as one block, after the Norwegian customs pages: never split.
+    data = kit.make_norway_label(lines=kit.make_lines(SLIP_COMPACT_MAX_LINES, currency="NOK"))
+    pages = kit.page_texts_pdfium(render_pdf(data, "a4"))
+    (slip_page,) = [page for page in pages if "NV-0000" in page and "Pakkseddel" in page]
+    assert "Varenr. Beskrivelse Antall Årsak" in slip_page
+    assert all(line.sku in slip_page for line in data.lines)
+
+
+def test_long_packing_slip_pages_are_footed_with_rma_and_order(kit):
+    data = kit.make_label(lines=kit.make_lines(40))
+    pages = kit.page_texts_pdfium(render_pdf(data, "a4"))
+    assert len(pages) >= 2
+    assert all("Returnummer (RMA) R7K4-MX2Q · Order 100234" in page for page in pages)
+
+
+@pytest.mark.parametrize("layout", ["a4", "thermal"])
+def test_barcodes_are_one_pixel_per_module_images_never_smoothed(kit, swedish, layout):
+    import io
+
+    from pypdf import PdfReader
+
+    from labels.barcode import symbol_width_modules
+    from labels.qr import qr_matrix
+
+    page = PdfReader(io.BytesIO(render_pdf(swedish, layout))).pages[0]
+    images = [obj.get_object() for obj in page["/Resources"]["/XObject"].values()]
+    images = [image for image in images if image["/Subtype"] == "/Image"]
+    qr_size = len(qr_matrix(swedish.status_url)) + 8
+    sizes = sorted((image["/Width"], image["/Height"]) for image in images)
+    assert sizes == sorted([(qr_size, qr_size), (symbol_width_modules(swedish.rma), 1)])
+    for image in images:
+        # Scaled up by the printer without interpolation: every module edge stays sharp.
+        assert image.get("/Interpolate") == False  # noqa: E712 (pypdf BooleanObject, not a bool)
+        assert image["/ColorSpace"] == "/DeviceGray" and image["/BitsPerComponent"] == 8
+
+
+def test_template_line_breaks_between_tags_go_but_text_whitespace_stays(kit):
+    html = render_html([kit.make_label()], "a4")
+    assert "</p>\n" not in html and "</div>\n  <" not in html  # the templates' own formatting
+    assert "<b>1. Packa.</b> Lägg" in html  # a space between inline content is kept
+    assert "Nordvik Outdoor Returer\nLagervägen 4\nPort 3\n553 03 Jönköping" in html  # pre-line address
