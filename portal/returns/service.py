@@ -180,12 +180,23 @@ def register_return(session: Session, request: ReturnRequest, today: date) -> Re
         from portal.norway.customs_match import match_return  # here: customs_match imports this module
 
         match_return(session, ret, today)  # flushes the lines; flags lines, never the header status
+    _announce_registration(session, ret, order, chosen)
     if pending:
         record_event(session, ret, "return.pending_approval", "system", {"reason": policy.OUTSIDE_WINDOW})
     else:
         advance(session, ret, "label_issued", "system", "label.issued")
     session.flush()
     return ret
+
+
+def _announce_registration(session: Session, ret: Return, order: Order, chosen: Sequence[policy.ValidatedLine]) -> None:
+    """The shop's systems hear about the new return through the outbox, in this same transaction."""
+    from portal.outbox.service import enqueue_webhook_event  # here: keeps the service importable on its own
+
+    enqueue_webhook_event(session, "return.registered", {
+        "rma": ret.rma, "order_number": order.number, "status": ret.status, "resolution": ret.resolution,
+        "lines": [{"order_line_id": c.line_id, "quantity": c.quantity, "reason": c.reason} for c in chosen],
+    }, unique=f"return:{ret.id}", return_id=ret.id)
 
 
 def _unused_rma(session: Session) -> str:
