@@ -581,12 +581,7 @@ def add_return(session: Session, collection: Collection, rma: str, actor: Actor,
         raise CollectionError(f"Return {ret.rma} is {ret.status}, not waiting for a collection.",
                               {"rma": f"{ret.rma} is {ret.status.replace('_', ' ')}, not dropped off or at consolidation."})
     _add_item(session, collection, ret, actor, now)
-    if collection.state == "collected":
-        bump_version(session, ret, ret.version)
-        service.advance(session, ret, "collected", _actor_name(actor), "collection.collected",
-                        {"collection": collection.reference, **_actor_data(actor)}, at=now)
-    _refreeze_after_change(session, collection, now)
-    return ret
+    return _after_move(session, collection, ret, "collected", "collection.collected", actor, now)
 
 
 def remove_return(session: Session, collection: Collection, rma: str, actor: Actor, now: datetime,
@@ -616,9 +611,15 @@ def remove_return(session: Session, collection: Collection, rma: str, actor: Act
                     {"collection": None})
     else:
         service.record_event(session, ret, "collection.return_removed", "system", {"collection": collection.reference}, at=now)
+    return _after_move(session, collection, ret, "needs_attention", "collection.not_collected", actor, now)
+
+
+def _after_move(session: Session, collection: Collection, ret: Return, target: str, event_type: str,
+                actor: Actor, now: datetime) -> Return:
+    """A move into or out of a collection already collected changes the return's own state too."""
     if collection.state == "collected":
         bump_version(session, ret, ret.version)
-        service.advance(session, ret, "needs_attention", _actor_name(actor), "collection.not_collected",
+        service.advance(session, ret, target, _actor_name(actor), event_type,
                         {"collection": collection.reference, **_actor_data(actor)}, at=now)
     _refreeze_after_change(session, collection, now)
     return ret

@@ -78,6 +78,18 @@ def _download(content: bytes, media_type: str, filename: str, inline: bool = Fal
     })
 
 
+# action -> (word for the "done" banner, service call); the form fields each needs are read here.
+COLLECTION_ACTIONS = {
+    "freeze": ("frozen", lambda db, c, data, s, now, v: collections.freeze(db, c, s, now, v)),
+    "add": ("added", lambda db, c, data, s, now, v: collections.add_return(db, c, _text(data, "rma", 20), s, now, v)),
+    "remove": ("removed", lambda db, c, data, s, now, v: collections.remove_return(db, c, _text(data, "rma", 20), s, now, v)),
+    "collected": ("collected", lambda db, c, data, s, now, v: collections.mark_collected(db, c, s, now, v)),
+    "declared": ("declared", lambda db, c, data, s, now, v: collections.mark_declared(
+        db, c, _text(data, "import_mrn", 40), s, now, v)),
+    "released": ("released", lambda db, c, data, s, now, v: collections.mark_released(db, c, s, now, v)),
+}
+
+
 class NorwayController(Controller):
     path = "/staff/norway"
     guards = [staff_guard]
@@ -168,35 +180,15 @@ class NorwayController(Controller):
                                          exc.fields or {"form": exc.message}, values)
         return Redirect(path=f"/staff/norway/collections/{collection.reference}?done={done}")
 
-    @post("/collections/{reference:str}/freeze", name="norway_freeze", opt=CHANGE, sync_to_thread=True)
-    def freeze(self, request: Request, reference: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        return self._act(request, db, reference, data, "frozen",
-                         lambda c, s, now, v: collections.freeze(db, c, s, now, v))
-
-    @post("/collections/{reference:str}/add", name="norway_add", opt=CHANGE, sync_to_thread=True)
-    def add(self, request: Request, reference: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        return self._act(request, db, reference, data, "added",
-                         lambda c, s, now, v: collections.add_return(db, c, _text(data, "rma", 20), s, now, v))
-
-    @post("/collections/{reference:str}/remove", name="norway_remove", opt=CHANGE, sync_to_thread=True)
-    def remove(self, request: Request, reference: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        return self._act(request, db, reference, data, "removed",
-                         lambda c, s, now, v: collections.remove_return(db, c, _text(data, "rma", 20), s, now, v))
-
-    @post("/collections/{reference:str}/collected", name="norway_collected", opt=CHANGE, sync_to_thread=True)
-    def collected(self, request: Request, reference: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        return self._act(request, db, reference, data, "collected",
-                         lambda c, s, now, v: collections.mark_collected(db, c, s, now, v))
-
-    @post("/collections/{reference:str}/declared", name="norway_declared", opt=CHANGE, sync_to_thread=True)
-    def declared(self, request: Request, reference: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        return self._act(request, db, reference, data, "declared",
-                         lambda c, s, now, v: collections.mark_declared(db, c, _text(data, "import_mrn", 40), s, now, v))
-
-    @post("/collections/{reference:str}/released", name="norway_released", opt=CHANGE, sync_to_thread=True)
-    def released(self, request: Request, reference: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        return self._act(request, db, reference, data, "released",
-                         lambda c, s, now, v: collections.mark_released(db, c, s, now, v))
+    @post("/collections/{reference:str}/{action:str}", name="norway_collection_action", opt=CHANGE,
+          sync_to_thread=True)
+    def collection_action(self, request: Request, reference: FromPath[str], action: FromPath[str], data: FormData,
+                          db: NamedDependency[Session]) -> Template | Redirect:
+        """freeze / add / remove / collected / declared / released: one table, one code path."""
+        if action not in COLLECTION_ACTIONS:
+            raise NotFoundException(f"Unknown collection action {action!r}.")
+        done, run = COLLECTION_ACTIONS[action]
+        return self._act(request, db, reference, data, done, lambda c, s, now, v: run(db, c, data, s, now, v))
 
     # --- Documents --------------------------------------------------------------------------
 

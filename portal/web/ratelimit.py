@@ -21,15 +21,27 @@ class RateDecision:
 
 
 def hit(engine: Engine, key: str, limit: int, window_s: int, now: float | None = None) -> RateDecision:
+    """Count a hit; allowed while the sliding-window estimate stays within `limit`.
+
+    The estimate weighs the previous fixed window by how much of it still overlaps the last
+    `window_s` seconds, so a burst cannot double its allowance by straddling a window boundary.
+    """
     now = time.time() if now is None else now
     window_start = int(now // window_s * window_s)
+    key = key[:255]
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(_bucket).values(key=key[:255], window_start=window_start, hits=1)
+    stmt = insert(_bucket).values(key=key, window_start=window_start, hits=1)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key", "window_start"], set_={"hits": _bucket.c.hits + 1}
     ).returning(_bucket.c.hits)
     with engine.begin() as conn:
         hits = conn.execute(stmt).scalar_one()
+        previous = conn.execute(sa.select(_bucket.c.hits).where(
+            _bucket.c.key == key, _bucket.c.window_start == window_start - window_s)).scalar() or 0
         if hits == 1:  # first hit of a window: drop the old windows of every key
             conn.execute(sa.delete(_bucket).where(_bucket.c.window_start < window_start - window_s))
-    return RateDecision(hits <= limit, 0 if hits <= limit else int(window_start + window_s - now) + 1)
+    overlap = 1 - (now - window_start) / window_s
+    estimate = hits + previous * overlap
+    if estimate <= limit:
+        return RateDecision(True, 0)
+    return RateDecision(False, int(window_start + window_s - now) + 1)

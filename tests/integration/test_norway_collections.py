@@ -440,3 +440,11 @@ def test_overdue_returns_show_on_the_collections_page(staff_client, demo_engine)
 def test_norway_pages_need_a_login(client, path):
     response = client.get(path, follow_redirects=False)
     assert response.status_code == 302 and response.headers["location"].startswith("/staff/login")
+
+
+def test_unknown_collection_action_is_404(staff_client):
+    admin = staff_client("admin")
+    page = admin.get("/staff/norway/")
+    from tests.integration.conftest import csrf_of
+    response = admin.post("/staff/norway/collections/NO-NONE/explode", data={"_csrf_token": csrf_of(page.text)})
+    assert response.status_code == 404 and "Traceback" not in response.text

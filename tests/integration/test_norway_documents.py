@@ -10,11 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pypdfium2
 import pytest
@@ -27,6 +25,7 @@ from portal.demo import load_demo_norway
 from portal.models import AuditEntry, Collection, ExchangeRate, Return
 from portal.norway import collections, rates
 from tests.integration.conftest import csrf_of
+from tests.loopback import StaticServer, serve_routes
 
 NOW = datetime.now(UTC)
 RATE_DAY = NOW.date() - timedelta(days=1)
@@ -49,40 +48,14 @@ def ecb_xml(day: date, nok: str = "11.7250", sek: str = "11.1340") -> bytes:
 </gesmes:Envelope>""".encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, bytes]] = {}
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
-        self.hits.append(self.path)
-        status, body = self.routes.get(self.path, (404, b"not found"))
-        self.send_response(status)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
-def rates_server() -> Iterator[str]:
-    _Handler.routes = {
+def rates_server() -> Iterator[StaticServer]:
+    with serve_routes({
         "/eurofxref-daily.xml": (200, ecb_xml(RATE_DAY)),
         "/older.xml": (200, ecb_xml(RATE_DAY - timedelta(days=3), nok="11.9000", sek="11.5000")),
         "/broken": (500, b"internal error"),
-    }
-    _Handler.hits = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    }) as server:
+        yield server
 
 
 def run_cli(monkeypatch, database_url: str, *args: str):
@@ -239,13 +212,13 @@ def expected_sek(amount_minor: int, nok: str, sek: str) -> tuple[Decimal, int]:
 
 
 def test_backoffice_fetches_rates_from_the_configured_url(staff_client, demo_engine, rates_server, monkeypatch):
-    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server}/eurofxref-daily.xml")
+    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server.url}/eurofxref-daily.xml")
     admin = staff_client("admin")
     page = admin.get("/staff/norway/rates")
-    assert f"{rates_server}/eurofxref-daily.xml" in page.text
+    assert f"{rates_server.url}/eurofxref-daily.xml" in page.text
     fetched = admin.post("/staff/norway/rates/fetch", data={"_csrf_token": csrf_of(page.text)})
     assert fetched.status_code == 200 and f"Fetched 4 rates of {RATE_DAY.isoformat()}" in fetched.text
-    assert _Handler.hits == ["/eurofxref-daily.xml"]
+    assert rates_server.hits == ["/eurofxref-daily.xml"]
     with Session(demo_engine) as s:
         stored = {(r.currency, r.rate_date, r.source): r.rate for r in s.exec(select(ExchangeRate))}
         assert stored[("NOK", RATE_DAY, "ECB")] == Decimal("11.7250")
@@ -254,7 +227,7 @@ def test_backoffice_fetches_rates_from_the_configured_url(staff_client, demo_eng
     again = admin.post("/staff/norway/rates/fetch", data={"_csrf_token": csrf_of(page.text)})
     assert "(0 new or changed)" in again.text
 
-    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server}/broken")
+    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server.url}/broken")
     broken = admin.post("/staff/norway/rates/fetch", data={"_csrf_token": csrf_of(page.text)})
     assert broken.status_code == 502 and "failed: HTTP 500" in broken.text
 
@@ -266,12 +239,12 @@ def test_backoffice_fetches_rates_from_the_configured_url(staff_client, demo_eng
 
 def test_cli_fetch_and_rate_choice_latest_on_or_before_with_manual_override(staff_client, demo_engine, rates_server,
                                                                               database_url, monkeypatch):
-    older = run_cli(monkeypatch, database_url, "fetch-rates", "--url", f"{rates_server}/older.xml")
+    older = run_cli(monkeypatch, database_url, "fetch-rates", "--url", f"{rates_server.url}/older.xml")
     assert older.exit_code == 0, older.output
     assert f"Rates of {(RATE_DAY - timedelta(days=3)).isoformat()}" in older.output
-    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server}/eurofxref-daily.xml")
+    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server.url}/eurofxref-daily.xml")
     assert run_cli(monkeypatch, database_url, "fetch-rates").exit_code == 0
-    failed = run_cli(monkeypatch, database_url, "fetch-rates", "--url", f"{rates_server}/broken")
+    failed = run_cli(monkeypatch, database_url, "fetch-rates", "--url", f"{rates_server.url}/broken")
     assert failed.exit_code != 0 and "HTTP 500" in failed.output
 
     with Session(demo_engine) as s:
@@ -316,7 +289,7 @@ def test_manifest_uses_the_rates_of_its_day(demo_engine, rates_server):
     """A frozen manifest keeps its rates; the per-line SEK values follow the documented rounding."""
     older_day = RATE_DAY - timedelta(days=3)
     with Session(demo_engine) as s:
-        rates.fetch_and_store(s, NOW, url=f"{rates_server}/older.xml")
+        rates.fetch_and_store(s, NOW, url=f"{rates_server.url}/older.xml")
         s.commit()
         reference = load_demo_norway(s, NOW)  # real rates exist: no demo rates
         s.commit()
@@ -333,11 +306,11 @@ def test_manifest_uses_the_rates_of_its_day(demo_engine, rates_server):
 def test_rate_fetch_job_reads_ecb_rates_url(demo_engine, rates_server, monkeypatch):
     from portal.norway import jobs
 
-    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server}/eurofxref-daily.xml")
+    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server.url}/eurofxref-daily.xml")
     result = jobs.run_rate_fetch(demo_engine, NOW)
     assert (result.rate_date, result.currencies, result.changed) == (RATE_DAY, 4, 4)
     assert jobs.run_rate_fetch(demo_engine, NOW).changed == 0  # idempotent
-    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server}/broken")
+    monkeypatch.setenv("ECB_RATES_URL", f"{rates_server.url}/broken")
     with pytest.raises(rates.RateError, match="HTTP 500"):
         jobs.run_rate_fetch(demo_engine, NOW)
     with Session(demo_engine) as s:

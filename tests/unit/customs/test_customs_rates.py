@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
+from tests.loopback import serve_routes
 from customs.rates import (
     RateError,
     RateTable,
@@ -118,37 +117,14 @@ def test_format_and_parse_minor():
 # ---------------------------------------------------------------- HTTP
 
 
-class _Handler(BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, bytes]] = {}
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
-        status, body = self.routes.get(self.path, (404, b"not found"))
-        self.send_response(status)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def server(ecb_xml) -> Iterator[str]:
-    _Handler.routes = {
+    with serve_routes({
         "/eurofxref-daily.xml": (200, ecb_xml),
         "/broken": (500, b"internal error"),
         "/malformed.xml": (200, b"<?xml version='1.0'?><gesmes:Envelope><Cube time="),
-    }
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    }) as running:
+        yield running.url
 
 
 def test_fetch_from_local_server(server):
