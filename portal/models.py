@@ -58,6 +58,7 @@ class Customer(SQLModel, table=True):
     city: str = Field(max_length=100)
     country: str = Field(max_length=2)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    anonymised_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)  # GDPR retention
 
     @property
     def full_name(self) -> str:
@@ -122,6 +123,12 @@ class MerchantPolicy(SQLModel, table=True):
     norway_consolidation_address: dict = json_column()
     exporter_eori: str = Field(default="", max_length=17)
     voec_number: Optional[str] = Field(default=None, max_length=20)
+    brand_colour: str = Field(default="#1f4e79", max_length=7)  # header and buttons; white text on it
+    support_phone: str = Field(default="", max_length=32)
+    support_url: str = Field(default="", max_length=300)
+    logo: Optional[bytes] = Field(default=None, sa_column=Column(sa.LargeBinary, nullable=True))
+    logo_content_type: str = Field(default="", max_length=40)
+    logo_updated_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -299,6 +306,7 @@ class StaffUser(SQLModel, table=True):
     name: str = Field(max_length=120)
     role: str = Field(max_length=12)  # admin | warehouse | support
     password_hash: str = Field(max_length=200)
+    language: str = Field(default="en", max_length=5)  # back-office language: en | sv
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_login_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
