@@ -1,6 +1,6 @@
 """Label rendering benchmark: our labels against a bare WeasyPrint page of the same size.
 
-Usage: .venv/bin/python bench/labels.py [--repeat 15] [--batch 100]
+Usage: .venv/bin/python bench/labels.py [--repeat 15] [--batch 100] [--logo]
 Target: one label <= 2 x bare baseline + 40 ms (per layout).
 """
 
@@ -23,6 +23,24 @@ from labels.render import render_pdf, render_pdf_batch  # noqa: E402
 PAGE_SIZES = {"thermal": "100mm 150mm", "a4": "A4"}
 
 
+def sample_logo() -> bytes:
+    """A 360 x 120 PNG with transparency, like a typical shop logo."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (360, 120), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(image)
+    draw.polygon([(0, 118), (120, 10), (240, 118)], fill=(46, 94, 62, 255))
+    draw.ellipse((250, 8, 306, 64), fill=(232, 163, 23, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+LOGO: bytes | None = None  # set by --logo
+
+
 def sample_label(index: int = 0) -> LabelData:
     return LabelData(
         rma=f"R7K4-{index % 10000:04d}",
@@ -39,6 +57,7 @@ def sample_label(index: int = 0) -> LabelData:
         ),
         drop_off_deadline=date(2025, 12, 14),
         created_at=datetime(2025, 11, 22, 10, 30, tzinfo=timezone.utc),
+        logo=LOGO,
     )
 
 
@@ -82,9 +101,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15, help="renders per median (default 15)")
     parser.add_argument("--batch", type=int, default=100, help="labels per batch (default 100)")
+    parser.add_argument("--logo", action="store_true", help="every label carries the shop's logo")
     args = parser.parse_args()
+    global LOGO
+    LOGO = sample_logo() if args.logo else None
 
     print(f"libharfbuzz-subset available: {harfbuzz_subset_available()}")
+    print(f"logo on every label: {'yes' if LOGO else 'no'}")
     # Every label differs (RMA, status URL, language), so no cache flatters the figures.
     batch = [sample_label(1000 + index) for index in range(args.batch)]
     all_ok = True

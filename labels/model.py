@@ -12,7 +12,7 @@ from pathlib import Path
 
 # Bump whenever templates, CSS or rendering code change the output for the same data,
 # so cached labels keyed on fingerprint() are re-rendered.
-LAYOUT_VERSION = "labels-2"
+LAYOUT_VERSION = "labels-3"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _DEFAULT_TEMPLATE_DIR = _PACKAGE_DIR.parent / "templates" / "labels"
@@ -68,11 +68,14 @@ class LabelData:
     created_at: datetime  # UTC
     norway: NorwayInfo | None = None
     brand_colour: str = "#1f4e79"
+    logo: bytes | None = None  # the merchant's PNG or JPEG, drawn small in the sender block
 
 
 def _json_default(value: object) -> str:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
+    if isinstance(value, bytes):  # the logo: its digest says whether it changed
+        return "sha256:" + hashlib.sha256(value).hexdigest()
     raise TypeError(f"cannot fingerprint {type(value).__name__}")
 
 

@@ -20,6 +20,7 @@ from .barcode import code128_png, code128_svg, largest_fitting_module_mm, symbol
 from .columns import Column, format_row
 from .fit import fit_block
 from .i18n import NORWEGIAN, LabelLocale, label_locale
+from .logo import fit_logo
 from .model import Address, LabelData, LabelLine
 from .qr import qr_png, qr_svg
 
@@ -42,6 +43,16 @@ class Box:
 
 
 @dataclass(frozen=True)
+class LogoBox:
+    """Where the merchant's logo goes: the right-hand end of the sender block."""
+
+    width_mm: float
+    height_mm: float
+    dpi: int  # the printer's: no point embedding more pixels than it prints
+    greyscale: bool
+
+
+@dataclass(frozen=True)
 class Geometry:
     barcode_max_width_mm: float
     barcode_module_candidates_mm: tuple[float, ...]
@@ -49,6 +60,8 @@ class Geometry:
     qr_size_mm: float
     recipient: Box
     sender: Box
+    logo: LogoBox
+    sender_beside_logo: Box  # the sender's box when a logo takes the end of it
 
 
 # Module sizes are whole dots at 203 dpi (3 and 2 dots) and, for home printers, 0.5 mm.
@@ -60,6 +73,8 @@ GEOMETRY: dict[str, Geometry] = {
         qr_size_mm=32,
         recipient=Box(width_mm=92, height_mm=38, max_pt=16, min_pt=6, bold=True),
         sender=Box(width_mm=92, height_mm=15, max_pt=9, min_pt=5),
+        logo=LogoBox(width_mm=22, height_mm=14, dpi=203, greyscale=True),
+        sender_beside_logo=Box(width_mm=68, height_mm=15, max_pt=9, min_pt=5),
     ),
     "a4": Geometry(
         barcode_max_width_mm=176,
@@ -68,6 +83,8 @@ GEOMETRY: dict[str, Geometry] = {
         qr_size_mm=30,
         recipient=Box(width_mm=112, height_mm=35, max_pt=15, min_pt=6, bold=True),
         sender=Box(width_mm=112, height_mm=15, max_pt=9, min_pt=5),
+        logo=LogoBox(width_mm=24, height_mm=14, dpi=300, greyscale=False),
+        sender_beside_logo=Box(width_mm=85, height_mm=15, max_pt=9, min_pt=5),
     ),
 }
 
@@ -149,6 +166,7 @@ class LabelView:
     norway: NorwayView | None
     brand_colour: str
     layout: Layout
+    logo: ImageView | None = None  # the merchant's logo, fitted into geometry.logo
 
     @property
     def gettext(self) -> Callable[..., str]:  # the templates bind this to `_`
@@ -259,10 +277,16 @@ def brand_ink(colour: str) -> str:
     return "#000" if luminance > 0.6 else colour
 
 
+def _logo_view(logo: bytes | None, box: LogoBox) -> ImageView | None:
+    fitted = fit_logo(logo, box.width_mm, box.height_mm, box.dpi, box.greyscale) if logo else None
+    return _png_image(fitted.png, fitted.width_mm, fitted.height_mm) if fitted else None
+
+
 def build_view(data: LabelData, layout: Layout) -> LabelView:
     if layout not in GEOMETRY:
         raise ValueError(f"unknown label layout {layout!r}; expected one of {LAYOUTS}")
     geometry = GEOMETRY[layout]
+    logo = _logo_view(data.logo, geometry.logo)
     locale = label_locale(label_language(data))
     international = data.sender.country.upper() != data.recipient.country.upper()
     module_mm = largest_fitting_module_mm(
@@ -282,7 +306,8 @@ def build_view(data: LabelData, layout: Layout) -> LabelView:
         data=data,
         locale=locale,
         recipient=_address_view(data.recipient, geometry.recipient, locale, show_country=international),
-        sender=_address_view(data.sender, geometry.sender, locale, show_country=international),
+        sender=_address_view(data.sender, geometry.sender_beside_logo if logo else geometry.sender, locale,
+                             show_country=international),
         # No human-readable text in the image: the page prints the RMA as real text under the bars.
         barcode=_png_image(
             code128_png(data.rma),
@@ -304,6 +329,7 @@ def build_view(data: LabelData, layout: Layout) -> LabelView:
         norway=norway,
         brand_colour=brand_ink(data.brand_colour),
         layout=layout,
+        logo=logo,
     )
 
 

@@ -15,10 +15,14 @@ from litestar.stores.registry import StoreRegistry
 from sqlalchemy.engine import Engine
 
 from portal import __version__
+from portal.brand.cache import BrandCache
+from portal.brand.views import BrandAssetsController
 from portal.config import Settings, get_settings
 from portal.db import ensure_migrated, make_engine
-from portal.i18n import pick_language
+from portal.i18n import StaffText, pick_language
+from portal.returns.status_cache import StatusPageCache
 from portal.returns.views import ConsumerController
+from portal.notify.unsubscribe_views import UnsubscribeController
 from portal.staff.routes import STAFF_CONTROLLERS
 from portal.api.v1 import API_V1_CONTROLLERS
 from portal.carriers.webhook import CarrierWebhookController
@@ -64,16 +68,6 @@ def warn_if_slow_pdf() -> None:
         )
 
 
-def load_brand(engine: Engine) -> dict:
-    from sqlmodel import Session
-
-    from portal.returns.service import get_policy
-
-    with Session(engine) as session:
-        merchant = get_policy(session)
-        return {"name": merchant.merchant_name, "support_email": merchant.support_email, "carrier": merchant.carrier_name}
-
-
 def create_app(settings: Settings | None = None, engine: Engine | None = None, check_migrations: bool = True) -> Litestar:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
@@ -81,7 +75,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
         ensure_migrated(engine)
     warn_if_slow_pdf()
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one line per render step is noise
-    state = State({"settings": settings, "engine": engine, "brand": load_brand(engine)})
+    # The brand is re-read now and then, not once: an admin's edit shows without a restart.
+    state = State({"settings": settings, "engine": engine, "brand_cache": BrandCache(engine),
+                   "status_pages": StatusPageCache()})
 
     scheduler_holder: list = []
 
@@ -103,7 +99,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
             health,
             hello,
             ConsumerController,
+            UnsubscribeController,
             *STAFF_CONTROLLERS,
+            BrandAssetsController,
             ShopWebhookController,
             CarrierWebhookController,
             SmsDeliveryReportController,
@@ -125,8 +123,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
         csrf_config=CSRFConfig(
             secret=settings.secret_key, cookie_secure=settings.https, cookie_samesite="lax",
             cookie_httponly=False, exclude=["^/api/", "^/webhooks/"]  # anchored: Litestar matches these as regexes,
+            # and handlers with opt={"exclude_from_csrf": True} (only the one-click unsubscribe POST, RFC 8058)
         ),
         exception_handlers=EXCEPTION_HANDLERS,
+        type_encoders={StaffText: str},  # back-office messages are plain strings in JSON
         openapi_config=OpenAPIConfig(title="Nordic returns portal API", version=__version__, path="/schema"),
         debug=False,
     )

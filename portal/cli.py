@@ -35,7 +35,7 @@ def migrate() -> None:
 def demo() -> None:
     """Load the demo merchant and orders (safe to run again)."""
     from portal.db import make_engine, session_scope
-    from portal.demo import load_demo, load_demo_norway, load_demo_staff
+    from portal.demo import load_demo, load_demo_norway, load_demo_refunds, load_demo_staff
     from portal.notify.starter import install_starter_rules
 
     settings = _settings()
@@ -44,6 +44,7 @@ def demo() -> None:
     with session_scope(engine) as session:
         added = load_demo(session)
         load_demo_norway(session)
+        load_demo_refunds(session, tz=settings.timezone)  # paid and overdue refunds for the dashboard
         install_starter_rules(session)  # inactive until the merchant activates them
         if not settings.is_production:
             load_demo_staff(session)
@@ -137,7 +138,9 @@ def print_labels(rmas: tuple[str, ...], status: str, resolution: str | None, lay
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="Web processes.")
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
-def serve(host: str, port: int, workers: int, reload: bool) -> None:
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One log line per request (off when the reverse proxy keeps the access log).")
+def serve(host: str, port: int, workers: int, reload: bool, access_log: bool = True) -> None:
     """Serve the portal with uvicorn."""
     import uvicorn
 
@@ -147,7 +150,7 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
     _require_migrated(make_engine(settings.database_url))
     _print_urls(settings.base_url)
     uvicorn.run("portal.app:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
-                proxy_headers=True, log_level="info")
+                proxy_headers=True, log_level="info", access_log=access_log)
 
 
 @main.command()
@@ -312,6 +315,74 @@ def export_orders_command(csv_file: str) -> None:
     with Session(engine) as session, open(csv_file, "w", encoding="utf-8", newline="") as fh:
         rows = export_orders(session, fh)
     click.echo(f"{rows} order lines written to {csv_file}")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Count who would be anonymised; change nothing.")
+def anonymise(dry_run: bool) -> None:
+    """GDPR retention: anonymise customers with no business for RETENTION_MONTHS (also runs daily in the worker)."""
+    from datetime import UTC, datetime
+
+    from portal.db import make_engine, session_scope
+    from portal.privacy.retention import anonymise_expired
+    from portal.returns.labels import storage_for
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    _require_migrated(engine)
+    with session_scope(engine) as session:
+        report = anonymise_expired(session, datetime.now(UTC), settings.retention_months, storage_for(settings),
+                                   dry_run=dry_run, actor="cli")
+    since = f"no business since {report.cutoff.date().isoformat()}, RETENTION_MONTHS={report.months}"
+    if dry_run:
+        click.echo(f"{report.count} customers would be anonymised ({since}). Dry run: nothing changed.")
+    else:
+        click.echo(f"{report.count} customers anonymised ({since}); {report.documents_deleted} stored labels deleted.")
+
+
+@main.command("expire-returns")
+@click.option("--dry-run", is_flag=True, help="Count the returns that would expire; change nothing.")
+def expire_returns_command(dry_run: bool) -> None:
+    """Expire returns whose label was not dropped off within RETURN_EXPIRY_DAYS (also runs daily in the worker)."""
+    from datetime import UTC, datetime
+
+    from portal.db import make_engine
+    from portal.returns.expiry import expire_returns
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    _require_migrated(engine)
+    report = expire_returns(engine, datetime.now(UTC), settings, dry_run=dry_run)
+    rule = f"label not dropped off within RETURN_EXPIRY_DAYS={settings.return_expiry_days} days of registration"
+    if dry_run:
+        click.echo(f"{report.count} returns would expire ({rule}). Dry run: nothing changed.")
+    else:
+        click.echo(f"{report.count} returns expired ({rule}).")
+    for rma in report.expired:
+        click.echo(f"  {rma}")
+
+
+@main.command()
+@click.argument("output", type=click.Path(dir_okay=False))
+def backup(output: str) -> None:
+    """Copy the SQLite database to OUTPUT while the portal runs, and verify the copy (PostgreSQL: use pg_dump)."""
+    from pathlib import Path
+
+    from portal.backup import BackupError, backup_sqlite, pg_dump_advice
+
+    settings = _settings()
+    if not settings.is_sqlite:
+        raise click.ClickException(pg_dump_advice(settings.database_url, output))
+    try:
+        report = backup_sqlite(settings.database_url, Path(output))
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Backup written to {report.path}: {report.size_bytes / 1_000_000:.1f} MB ({report.size_bytes} bytes) "
+               f"in {report.seconds:.1f} s; integrity_check ok; migration {report.revision or 'none'}.")
+    width = max(map(len, report.counts), default=0)
+    for table, rows in report.counts.items():
+        click.echo(f"  {table:<{width}}  {rows:>10}")
+    click.echo(f"  {'total':<{width}}  {sum(report.counts.values()):>10}")
 
 
 if __name__ == "__main__":

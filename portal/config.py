@@ -38,7 +38,14 @@ class Settings:
     lookup_rate_limit: int = 10  # order lookups per client per window
     lookup_rate_window_s: int = 300
     session_idle_minutes: int = 30
+    status_miss_limit: int = 20  # wrong status links per client per window before the status pages answer 429
+    status_miss_window_s: int = 600
+    retention_months: int = 24  # GDPR: anonymise customers whose last business ended longer ago than this
+    return_expiry_days: int = 30  # a label never dropped off: the return expires this many days after registration
     embedded_worker: bool = False  # run the scheduler + outbox dispatcher inside the web process
+    # JOB_INTERVAL_<JOB_ID>=seconds (e.g. JOB_INTERVAL_NOTIFICATION_SWEEP=60) runs that periodic job at this
+    # fixed interval instead of its own schedule; job ids are in portal/jobs/scheduler.py (dashes as underscores).
+    job_intervals: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -87,8 +94,36 @@ def settings_from_env() -> Settings:
         lookup_rate_limit=int(_env("LOOKUP_RATE_LIMIT", str(defaults.lookup_rate_limit))),
         lookup_rate_window_s=int(_env("LOOKUP_RATE_WINDOW_S", str(defaults.lookup_rate_window_s))),
         session_idle_minutes=int(_env("SESSION_IDLE_MINUTES", str(defaults.session_idle_minutes))),
+        status_miss_limit=_int_env("STATUS_RATE_LIMIT", defaults.status_miss_limit),
+        status_miss_window_s=_int_env("STATUS_RATE_WINDOW_S", defaults.status_miss_window_s),
+        retention_months=_int_env("RETENTION_MONTHS", defaults.retention_months),
+        return_expiry_days=_int_env("RETURN_EXPIRY_DAYS", defaults.return_expiry_days),
         embedded_worker=_embedded_worker_default(_env("DATABASE_URL", defaults.database_url)),
+        job_intervals=_job_intervals(os.environ),
     ).validate()
+
+
+JOB_INTERVAL_PREFIX = "JOB_INTERVAL_"
+
+
+def _job_intervals(environ) -> dict[str, int]:
+    """{"notification-sweep": 60, …} from JOB_INTERVAL_NOTIFICATION_SWEEP=60 …; seconds, at least 1."""
+    found = {}
+    for name, value in environ.items():
+        if not name.startswith(JOB_INTERVAL_PREFIX) or not value.strip():
+            continue
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ConfigError(f"{name} must be a whole number of seconds, at least 1 (got {value!r})")
+        found[name[len(JOB_INTERVAL_PREFIX):].lower().replace("_", "-")] = int(value)
+    return found
+
+
+def _int_env(name: str, default: int) -> int:
+    """A whole number of at least 1, or a ConfigError naming the variable."""
+    value = _env(name, str(default)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name} must be a whole number, at least 1 (got {value!r})")
+    return int(value)
 
 
 def _embedded_worker_default(database_url: str) -> bool:

@@ -13,6 +13,7 @@ from portal.models import Customer, ExportDeclaration, ExportLine, MerchantPolic
 from portal.returns.service import DEFAULT_REASONS, DEFAULT_RESOLUTIONS
 
 EXPORTER_EORI = "SE5566778899"
+DEMO_BRAND_COLOUR = "#2e5e3e"  # forest green: white text on it has a contrast of 7.5:1
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,29 @@ def demo_policy() -> MerchantPolicy:
         norway_consolidation_address={"name": "Nordic Outdoor AB c/o PostNord Retur", "street_lines": ["Returterminalen", "Alnabruveien 15"], "postcode": "1081", "city": "Oslo", "country": "NO"},
         exporter_eori=EXPORTER_EORI,
         voec_number="VOEC2034567",
+        brand_colour=DEMO_BRAND_COLOUR,
+        support_phone="+46812345678",
+        support_url="https://nordicoutdoor.example/help",
+        logo=demo_logo(),
+        logo_content_type="image/png",
+        logo_updated_at=datetime.now(timezone.utc),
     )
+
+
+def demo_logo() -> bytes:
+    """A small PNG drawn on the spot (two peaks and a sun), so the demo shows a logo everywhere."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (360, 120), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((250, 8, 306, 64), fill=(232, 163, 23, 255))
+    draw.polygon([(0, 118), (120, 10), (240, 118)], fill=(46, 94, 62, 255))
+    draw.polygon([(150, 118), (250, 36), (350, 118)], fill=(31, 78, 121, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 DEMO_STAFF = (
@@ -237,3 +260,80 @@ def load_demo_norway(session: Session, now: datetime | None = None) -> str | Non
     collections.freeze(session, collection, None, now)
     session.flush()
     return collection.reference
+
+
+# --- Refunds: a few paid (and one overdue) so the dashboard has something to show -------------
+
+DEMO_REFUNDS = (  # order number, [(SKU, quantity, reason)], days ago: registered, arrived, paid (None: not paid yet)
+    ("SE-1002", (("JN-300", 1, "too_large"),), 10, 7, 5),
+    ("DK-3002", (("SK-400", 2, "damaged"), ("HD-200", 1, "too_small")), 14, 10, 8),
+    ("FI-4002", (("BT-600", 1, "not_as_described"),), 24, 20, None),  # requested, past its legal due date
+    ("SE-1004", (("SK-400", 1, "changed_mind"),), 1.5, 0.75, 0.1),
+)
+
+
+def load_demo_refunds(session: Session, now: datetime | None = None, tz: str = "Europe/Stockholm") -> int:
+    """Returns of four demo orders, received, accepted and refunded (three paid, one overdue), dated in the past.
+
+    Safe to run again: the returns come from fixed form nonces and a return with a refund is left
+    alone. The refund is the one the staff refund page would calculate (refunding.build_plan).
+    Returns the number of refunds added.
+    """
+    from portal.models import Refund, ReturnEvent, ReturnLine
+    from portal.returns import policy, service
+    from portal.staff import refunding
+
+    now = now or datetime.now(timezone.utc)
+    added = 0
+    for number, picks, registered_days, arrived_days, paid_days in DEMO_REFUNDS:
+        order = session.exec(select(Order).where(Order.number == number)).first()
+        if order is None:
+            continue
+        registered, arrived = now - timedelta(days=registered_days), now - timedelta(days=arrived_days)
+        by_sku = {line.sku: line for line in session.exec(select(OrderLine).where(OrderLine.order_id == order.id))}
+        request = service.ReturnRequest(
+            order_id=order.id, resolution="refund", language="en", form_nonce=f"demo-refund-{number}", actor="demo",
+            lines=[policy.RequestedLine(by_sku[sku].id, str(qty), reason, "") for sku, qty, reason in picks if sku in by_sku],
+        )
+        try:
+            with session.begin_nested():
+                ret = service.register_return(session, request, registered.date())
+        except service.ReturnError:
+            continue  # e.g. the demo orders are older than the return window now
+        if ret.status != "label_issued" or session.exec(select(Refund.id).where(Refund.return_id == ret.id)).first():
+            continue
+        for event in session.exec(select(ReturnEvent).where(ReturnEvent.return_id == ret.id)):
+            event.at = registered  # registered in the past, as if the customer had done it then
+            session.add(event)
+        ret.created_at = registered
+        sent = registered + (arrived - registered) / 3
+        ret.proof_of_sending_at, ret.arrived_at = sent, arrived
+        service.advance(session, ret, "dropped_off", "carrier", "parcel.dropped_off", at=sent)
+        service.advance(session, ret, "in_transit", "carrier", "parcel.in_transit", at=sent + timedelta(hours=6))
+        service.advance(session, ret, "arrived", "demo", "parcel.arrived", at=arrived)
+        for line in session.exec(select(ReturnLine).where(ReturnLine.return_id == ret.id)):
+            line.received_quantity, line.acceptance, line.condition, line.disposition = line.quantity, "accepted", "as_new", "restock"
+            session.add(line)
+        inspected = arrived + timedelta(hours=2)
+        service.advance(session, ret, "inspected", "demo", "return.inspected", at=inspected)
+        session.flush()
+        plan = refunding.build_plan(session, ret, refunding.DeductionChoice(), tz)
+        if plan.breakdown is None or plan.total_minor <= 0:
+            continue
+        paid = now - timedelta(days=paid_days) if paid_days is not None else None
+        refund = Refund(
+            return_id=ret.id, amount_minor=plan.total_minor, currency=plan.currency, method=plan.method,
+            state="issued" if paid else "requested", due_date=plan.due_date, breakdown=plan.breakdown.to_dict(),
+            idempotency_key=f"{ret.id}:{plan.sequence}", requested_by="demo", requested_at=inspected,
+            created_at=inspected, issued_at=paid, external_ref=f"DEMO-{ret.rma}" if paid else None, attempts=1,
+        )
+        session.add(refund)
+        session.flush()
+        money = {"refund_id": refund.id, "amount_minor": refund.amount_minor, "currency": refund.currency}
+        service.record_event(session, ret, "refund.requested", "demo", money, at=inspected)
+        service.advance(session, ret, "resolved", "demo", "return.resolved", {"refund_id": refund.id}, at=inspected)
+        if paid:
+            service.record_event(session, ret, "refund.issued", "demo", {**money, "external_ref": refund.external_ref}, at=paid)
+        added += 1
+    session.flush()
+    return added

@@ -1,4 +1,7 @@
-"""Consumer languages: gettext catalogues (Babel), negotiation, and locale formatting."""
+"""Consumer and back-office languages: gettext catalogues (Babel), negotiation, and locale formatting.
+
+Consumers get the `messages` domain in five languages; staff get the `staff` domain in English or Swedish.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from portal.config import SUPPORTED_LANGUAGES
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
+STAFF_DOMAIN = "staff"
+STAFF_LANGUAGES = ("en", "sv")  # the back-office is written in English and translated to Swedish
 LANGUAGE_NAMES = {"sv": "Svenska", "nb": "Norsk", "da": "Dansk", "fi": "Suomi", "en": "English"}
 # The market a country's consumers expect by default.
 COUNTRY_LANGUAGE = {"SE": "sv", "NO": "nb", "DK": "da", "FI": "fi"}
@@ -56,6 +61,61 @@ def gettext(language: str, message: str) -> str:
 
 def ngettext(language: str, singular: str, plural: str, n: int) -> str:
     return translations(language).ngettext(singular, plural, n)
+
+
+@lru_cache(maxsize=None)
+def staff_translations(language: str) -> NullTranslations:
+    return load_catalogue(LOCALE_DIR, language if language in STAFF_LANGUAGES else "en", STAFF_DOMAIN)
+
+
+def staff_gettext(language: str, message: str) -> str:
+    return staff_translations(language).gettext(message)
+
+
+def staff_ngettext(language: str, singular: str, plural: str, n: int) -> str:
+    return staff_translations(language).ngettext(singular, plural, n)
+
+
+def pick_staff_language(accept_language: str | None) -> str:
+    """Before log-in: Swedish for a browser that prefers it, English otherwise."""
+    for tag in _parse_accept_language(accept_language or ""):
+        primary = tag.split("-")[0]
+        if primary in STAFF_LANGUAGES:
+            return primary
+    return "en"
+
+
+class StaffText(str):
+    """A back-office message: reads as the English text, and keeps its msgid and values so that a page
+    can show it in the staff user's language (`_()` in templates does that). Values that are StaffText
+    themselves are translated too."""
+
+    msgid: str
+    values: dict
+
+    def __new__(cls, msgid: str, **values: object) -> "StaffText":
+        text = super().__new__(cls, msgid % values if values else msgid)
+        text.msgid = str(msgid)
+        text.values = values
+        return text
+
+    def translated(self, language: str) -> str:
+        text = staff_gettext(language, self.msgid)
+        if not self.values:
+            return text
+        return text % {k: v.translated(language) if isinstance(v, StaffText) else v for k, v in self.values.items()}
+
+    def __reduce__(self):  # copies and pickles keep the msgid and values
+        return (_staff_text_from, (self.msgid, self.values))
+
+
+def _staff_text_from(msgid: str, values: dict) -> StaffText:
+    return StaffText(msgid, **values)
+
+
+def staff_text(msgid: str, **values: object) -> StaffText:
+    """Marks a back-office message for the `staff` catalogue (extracted by `make extract-messages`)."""
+    return StaffText(msgid, **values)
 
 
 def babel_locale(language: str) -> Locale:

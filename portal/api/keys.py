@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from portal.i18n import staff_text
 from portal.models import ApiKey, utcnow
 from portal.staff.accounts import audit
 
@@ -44,10 +45,10 @@ def create_key(session: Session, name: str, scopes: list[str], actor: str, clien
     name = name.strip()
     errors = {}
     if not name or len(name) > 120:
-        errors["name"] = "Give the key a name of 1 to 120 characters (e.g. the system that uses it)."
+        errors["name"] = staff_text("Give the key a name of 1 to 120 characters (e.g. the system that uses it).")
     chosen = sorted(set(scopes))
     if not chosen or any(s not in SCOPES for s in chosen):
-        errors["scopes"] = f"Choose at least one scope from: {', '.join(SCOPES)}."
+        errors["scopes"] = staff_text("Choose at least one scope from: %(scopes)s.", scopes=", ".join(SCOPES))
     if errors:
         raise ApiKeyError(errors)
     for _ in range(10):

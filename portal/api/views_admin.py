@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from sqlmodel import Session
 
 from portal.api import keys
+from portal.i18n import staff_text
 from portal.staff.guards import staff_guard, staff_of
 from portal.web.deps import client_ip
 from portal.web.templating import page
@@ -62,5 +63,5 @@ class ApiKeyAdminController(Controller):
     def revoke(self, request: Request, id: FromPath[int], db: NamedDependency[Session]) -> Redirect:  # noqa: A002
         key = keys.revoke(db, id, staff_of(request).email, client_ip(request))
         if key is None:
-            raise NotFoundException(f"No API key #{id}.")
+            raise NotFoundException(staff_text("No API key #%(id)s.", id=id))
         return Redirect(path="/staff/api-keys", query_params={"revoked": str(key.id)}, status_code=303)

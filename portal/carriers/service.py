@@ -77,14 +77,11 @@ def _stored(session: Session, carrier: str, event_id: str) -> CarrierEvent | Non
 
 
 def _move(session: Session, ret: Return, carrier: str, event: CarrierEvent, mapped: str) -> bool:
-    from portal.notify.hooks import on_return_event  # notify imports returns.service; keep the import local
-
     at = event.occurred_at
     data = {"carrier": carrier, "code": event.code, "event_id": event.event_id, "tracking_number": event.tracking_number}
     actor = f"carrier:{carrier}"
     if mapped == "exception":
-        service.record_event(session, ret, "parcel.exception", actor, data, at)
-        on_return_event(session, ret, "parcel.exception", at)
+        service.record_event(session, ret, "parcel.exception", actor, data, at)  # fires the notifications too
         return False
     proof = _utc(ret.proof_of_sending_at) if ret.proof_of_sending_at else None
     if proof is None or at < proof:
@@ -94,8 +91,6 @@ def _move(session: Session, ret: Return, carrier: str, event: CarrierEvent, mapp
         target = "in_transit"
     if target == "arrived" and ret.arrived_at is None:
         ret.arrived_at = at
-    moved = service.advance(session, ret, target, actor, f"parcel.{target}", data, at)
+    moved = service.advance(session, ret, target, actor, f"parcel.{target}", data, at)  # notifies only if moved
     session.add(ret)
-    if moved:
-        on_return_event(session, ret, f"parcel.{target}", at)
     return moved

@@ -34,12 +34,14 @@ from customs.model import Manifest
 from customs.mrn import normalise_mrn, validate_mrn
 from customs.rates import RateError, format_minor, parse_minor
 from customs.schedule import next_cutoffs, storage_fee
+from portal.i18n import staff_text
 from portal.models import Collection, CollectionItem, NorwaySettings, Order, Return, ReturnEvent
 from portal.norway import manifests
 from portal.outbox.service import enqueue, enqueue_webhook_event
 from portal.returns import service
 from portal.staff.accounts import StaffPrincipal, audit
 from portal.staff.common import bump_version, staff_event
+from portal.staff.vocabulary import term
 
 log = logging.getLogger("portal.norway")
 
@@ -48,7 +50,8 @@ STATES = ("planned", "frozen", "collected", "declared", "released")
 MOVABLE_STATES = ("planned", "frozen", "collected")  # returns move in or out until declared
 SCHEDULER = "scheduler"
 CUTOFF_GRACE = timedelta(hours=6)  # a job run this long after a cut-off still creates its collection
-WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAY_NAMES = (staff_text("Monday"), staff_text("Tuesday"), staff_text("Wednesday"), staff_text("Thursday"),
+                 staff_text("Friday"), staff_text("Saturday"), staff_text("Sunday"))
 IMPORT_CATEGORIES = ("R", "S")  # MRN position 17 of an import declaration
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -146,40 +149,40 @@ def update_settings(session: Session, form: SettingsForm, actor: StaffPrincipal,
     weekdays: list[int] = []
     for value in form.weekdays:
         if not (value.isdigit() and 0 <= int(value) <= 6):
-            errors["weekdays"] = "Pick collection days from Monday to Sunday."
+            errors["weekdays"] = staff_text("Pick collection days from Monday to Sunday.")
             break
         weekdays.append(int(value))
     weekdays = sorted(set(weekdays))
     if not weekdays and "weekdays" not in errors:
-        errors["weekdays"] = "Pick at least one collection day."
+        errors["weekdays"] = staff_text("Pick at least one collection day.")
     cutoff = form.cutoff.strip()
     if not _HHMM.match(cutoff):
-        errors["cutoff"] = "Enter the cut-off as HH:MM (24-hour clock), e.g. 12:00."
+        errors["cutoff"] = staff_text("Enter the cut-off as HH:MM (24-hour clock), e.g. 12:00.")
     timezone = form.timezone.strip()
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        errors["timezone"] = "Enter an IANA time zone, e.g. Europe/Oslo."
+        errors["timezone"] = staff_text("Enter an IANA time zone, e.g. Europe/Oslo.")
     free_days = form.free_storage_days.strip()
     if not free_days.isdigit() or int(free_days) > 365:
-        errors["free_storage_days"] = "Enter a whole number of days from 0 to 365."
+        errors["free_storage_days"] = staff_text("Enter a whole number of days from 0 to 365.")
     currency = form.fee_currency.strip().upper()
     if not (len(currency) == 3 and currency.isalpha() and is_currency(currency)):
-        errors["fee_currency"] = "Enter a three-letter ISO currency code, e.g. NOK."
+        errors["fee_currency"] = staff_text("Enter a three-letter ISO currency code, e.g. NOK.")
         fee = None
     else:
         try:
             fee = parse_minor(form.fee_per_day.strip() or "x", currency)
             if fee < 0 or fee > 10**9:
-                errors["fee_per_day"] = "Enter a fee from 0 upwards."
+                errors["fee_per_day"] = staff_text("Enter a fee from 0 upwards.")
         except ValueError:
-            errors["fee_per_day"] = f"Enter the fee per day in {currency}, e.g. 50.00."
+            errors["fee_per_day"] = staff_text("Enter the fee per day in %(currency)s, e.g. 50.00.", currency=currency)
             fee = None
     email = form.alert_email.strip()
     if email and (len(email) > 254 or not _EMAIL.match(email)):
-        errors["alert_email"] = "Enter a valid e-mail address, or leave it empty to use the support address."
+        errors["alert_email"] = staff_text("Enter a valid e-mail address, or leave it empty to use the support address.")
     if errors:
-        raise CollectionError("Some settings need fixing.", errors)
+        raise CollectionError(staff_text("Some settings need fixing."), errors)
     row = session.exec(select(NorwaySettings).order_by(NorwaySettings.id)).first()
     before = settings_values(row) if row else {}
     row = row or NorwaySettings()
@@ -356,7 +359,7 @@ def _insert_collection(session: Session, planned_for: datetime, cutoff_at: datet
                 return None  # another worker created this cut-off's collection first
             continue  # the reference was taken at the same moment: pick the next letter
         return collection
-    raise CollectionError("Could not find a free collection reference; try again.")
+    raise CollectionError(staff_text("Could not find a free collection reference; try again."))
 
 
 def _add_item(session: Session, collection: Collection, ret: Return, actor: Actor, now: datetime) -> CollectionItem:
@@ -464,17 +467,18 @@ def build_collection(session: Session, planned_for: datetime, rmas: Sequence[str
     now = _require_aware(now)
     planned_for = _require_aware(planned_for)
     if planned_for < now - timedelta(days=7):
-        raise CollectionError("The pickup date is too far in the past.", {"planned_for": "Pick today or a later date."})
+        raise CollectionError(staff_text("The pickup date is too far in the past."), {"planned_for": staff_text("Pick today or a later date.")})
     waiting = {ret.rma: ret for ret in waiting_returns(session)}
     chosen = [r.strip().upper() for r in rmas if r.strip()]
     unknown = [rma for rma in chosen if rma not in waiting]
     if unknown:
-        raise CollectionError(f"Not waiting for a collection: {', '.join(unknown)}.",
-                              {"rmas": f"These returns are not waiting for a collection: {', '.join(unknown)}."})
+        raise CollectionError(staff_text("Not waiting for a collection: %(rmas)s.", rmas=", ".join(unknown)),
+                              {"rmas": staff_text("These returns are not waiting for a collection: %(rmas)s.",
+                                                  rmas=", ".join(unknown))})
     picked = [waiting[rma] for rma in dict.fromkeys(chosen)] if chosen else list(waiting.values())
     if not picked:
-        raise CollectionError("No Norwegian returns are waiting for a collection.",
-                              {"rmas": "No Norwegian returns are waiting for a collection."})
+        raise CollectionError(staff_text("No Norwegian returns are waiting for a collection."),
+                              {"rmas": staff_text("No Norwegian returns are waiting for a collection.")})
     collection = _insert_collection(session, planned_for, None, _actor_name(actor), now)
     for ret in picked:
         _add_item(session, collection, ret, actor, now)
@@ -495,21 +499,24 @@ def build_collection(session: Session, planned_for: datetime, rmas: Sequence[str
 def _lock(session: Session, collection: Collection, expected_version: int | str | None) -> None:
     """Compare-and-set on the version: one writer at a time, a stale form gets a 409."""
     if expected_version is not None and str(expected_version) != str(collection.version):
-        raise CollectionConflict(
-            f"Someone else changed collection {collection.reference} after you opened it. Reload the page."
-        )
+        raise CollectionConflict(staff_text(
+            "Someone else changed collection %(reference)s after you opened it. Reload the page.", reference=collection.reference
+        ))
     current = collection.version
     result = session.exec(
         sa.update(Collection).where(Collection.id == collection.id, Collection.version == current).values(version=current + 1)
     )
     if result.rowcount != 1:
-        raise CollectionConflict(f"Someone else changed collection {collection.reference} at the same time. Reload and try again.")
+        raise CollectionConflict(staff_text("Someone else changed collection %(reference)s at the same time. Reload and try "
+                                            "again.", reference=collection.reference))
     collection.version = current + 1
 
 
 def _require_state(collection: Collection, allowed: Sequence[str], action: str) -> None:
     if collection.state not in allowed:
-        raise CollectionError(f"Collection {collection.reference} is {collection.state}; it cannot be {action} now.")
+        raise CollectionError(staff_text("Collection %(reference)s is %(state)s; it cannot be %(action)s now.",
+                                         reference=collection.reference, state=term("collection_state", collection.state),
+                                         action=action))
 
 
 def _freeze(session: Session, collection: Collection, now: datetime) -> Manifest:
@@ -544,9 +551,9 @@ def freeze(session: Session, collection: Collection, actor: Actor, now: datetime
     """Freeze (or, while still frozen, rebuild) the manifest with today's rates."""
     now = _require_aware(now)
     _lock(session, collection, expected_version)
-    _require_state(collection, ("planned", "frozen"), "frozen")
+    _require_state(collection, ("planned", "frozen"), staff_text("frozen"))
     if not active_items(session, collection):
-        raise CollectionError(f"Collection {collection.reference} has no returns to declare.")
+        raise CollectionError(staff_text("Collection %(reference)s has no returns to declare.", reference=collection.reference))
     before = {"state": collection.state, "frozen_at": collection.frozen_at.isoformat() if collection.frozen_at else None}
     try:
         manifest = _freeze(session, collection, now)
@@ -564,7 +571,8 @@ def _return_by_rma(session: Session, rma: str) -> Return:
 
     ret = session.exec(select(Return).where(Return.rma == normalise_rma(rma))).first()
     if ret is None:
-        raise CollectionError(f"No return with RMA {rma}.", {"rma": f"No return with RMA {rma.strip() or '(empty)'}."})
+        raise CollectionError(staff_text("No return with RMA %(rma)s.", rma=rma),
+                              {"rma": staff_text("No return with RMA %(rma)s.", rma=rma.strip() or "(empty)")})
     return ret
 
 
@@ -573,13 +581,16 @@ def add_return(session: Session, collection: Collection, rma: str, actor: Actor,
     """Move a waiting Norwegian return into the collection (before it is declared)."""
     now = _require_aware(now)
     _lock(session, collection, expected_version)
-    _require_state(collection, MOVABLE_STATES, "changed")
+    _require_state(collection, MOVABLE_STATES, staff_text("changed"))
     ret = _return_by_rma(session, rma)
     if not ret.is_norway:
-        raise CollectionError(f"Return {ret.rma} is not a Norwegian return.", {"rma": f"{ret.rma} is not from Norway."})
+        raise CollectionError(staff_text("Return %(rma)s is not a Norwegian return.", rma=ret.rma),
+                              {"rma": staff_text("%(rma)s is not from Norway.", rma=ret.rma)})
     if ret.status not in WAITING_STATUSES:
-        raise CollectionError(f"Return {ret.rma} is {ret.status}, not waiting for a collection.",
-                              {"rma": f"{ret.rma} is {ret.status.replace('_', ' ')}, not dropped off or at consolidation."})
+        raise CollectionError(staff_text("Return %(rma)s is %(status)s, not waiting for a collection.", rma=ret.rma,
+                                         status=term("status", ret.status)),
+                              {"rma": staff_text("%(rma)s is %(status)s, not dropped off or at consolidation.", rma=ret.rma,
+                                                 status=term("status", ret.status))})
     _add_item(session, collection, ret, actor, now)
     return _after_move(session, collection, ret, "collected", "collection.collected", actor, now)
 
@@ -593,17 +604,18 @@ def remove_return(session: Session, collection: Collection, rma: str, actor: Act
     """
     now = _require_aware(now)
     _lock(session, collection, expected_version)
-    _require_state(collection, MOVABLE_STATES, "changed")
+    _require_state(collection, MOVABLE_STATES, staff_text("changed"))
     ret = _return_by_rma(session, rma)
     item = session.exec(select(CollectionItem).where(
         CollectionItem.collection_id == collection.id, CollectionItem.return_id == ret.id, CollectionItem.removed_at.is_(None),
     )).first()
     if item is None:
-        raise CollectionError(f"Return {ret.rma} is not in collection {collection.reference}.",
-                              {"rma": f"{ret.rma} is not in this collection."})
+        raise CollectionError(staff_text("Return %(rma)s is not in collection %(reference)s.", rma=ret.rma,
+                                         reference=collection.reference),
+                              {"rma": staff_text("%(rma)s is not in this collection.", rma=ret.rma)})
     remaining = len(active_items(session, collection)) - 1
     if collection.state == "collected" and remaining == 0:
-        raise CollectionError("A collected collection keeps at least one return; move another one in first.")
+        raise CollectionError(staff_text("A collected collection keeps at least one return; move another one in first."))
     item.removed_at, item.removed_by = now, _actor_name(actor)
     session.add(item)
     if actor is not None:
@@ -641,7 +653,7 @@ def mark_collected(session: Session, collection: Collection, actor: Actor, now: 
     """The carrier handed the parcels over: frozen -> collected; each return -> collected."""
     now = _require_aware(now)
     _lock(session, collection, expected_version)
-    _require_state(collection, ("frozen",), "marked collected (freeze the manifest first)")
+    _require_state(collection, ("frozen",), staff_text("marked collected (freeze the manifest first)"))
     moved = _advance_all(session, collection, "collected", "collection.collected", actor, now)
     collection.state, collection.collected_at = "collected", now
     session.add(collection)
@@ -656,13 +668,14 @@ def mark_declared(session: Session, collection: Collection, import_mrn: str, act
     """The import declaration was lodged: collected -> declared, with its MRN on every return's timeline."""
     now = _require_aware(now)
     mrn = normalise_mrn(import_mrn or "")
-    problems = validate_mrn(mrn) if mrn else ["Enter the MRN of the import declaration."]
+    problems = validate_mrn(mrn) if mrn else [staff_text("Enter the MRN of the import declaration.")]
     if not problems and mrn[16] not in IMPORT_CATEGORIES:
-        problems = [f"Position 17 is {mrn[16]!r}: that is not an import declaration (R or S)."]
+        problems = [staff_text("Position 17 is %(char)s: that is not an import declaration (R or S).", char=repr(mrn[16]))]
     if problems:
-        raise CollectionError("The import MRN is not valid.", {"import_mrn": " ".join(problems)})
+        raise CollectionError(staff_text("The import MRN is not valid."),
+                              {"import_mrn": problems[0] if len(problems) == 1 else " ".join(problems)})
     _lock(session, collection, expected_version)
-    _require_state(collection, ("collected",), "marked declared")
+    _require_state(collection, ("collected",), staff_text("marked declared"))
     for ret, _ in returns_in(session, collection):
         if actor is not None:
             staff_event(session, ret, actor, "customs.declared", {}, {"import_mrn": mrn}, collection=collection.reference)
@@ -682,7 +695,7 @@ def mark_released(session: Session, collection: Collection, actor: Actor, now: d
     """Customs released the goods: declared -> released; each return -> customs_cleared."""
     now = _require_aware(now)
     _lock(session, collection, expected_version)
-    _require_state(collection, ("declared",), "marked released")
+    _require_state(collection, ("declared",), staff_text("marked released"))
     moved = _advance_all(session, collection, "customs_cleared", "customs.cleared", actor, now,
                          {"import_mrn": collection.import_mrn})
     collection.state, collection.released_at = "released", now

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from customs.rates import RateError, format_minor, parse_minor
 from portal.documents.store import DocumentStorage, cached_document
+from portal.i18n import staff_text
 from portal.models import Collection, Return
 from portal.norway import collections, manifests, rates, storage_check
 from portal.returns import service
@@ -32,16 +33,16 @@ FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENC
 VIEW = {"roles": ("admin", "warehouse", "support")}
 CHANGE = {"roles": ("admin",)}
 DONE_MESSAGES = {
-    "built": "Collection built.",
-    "frozen": "Manifest frozen.",
-    "added": "Return moved into the collection.",
-    "removed": "Return moved out of the collection.",
-    "collected": "Marked collected; the returns are now collected.",
-    "declared": "Marked declared with the import MRN.",
-    "released": "Marked released; the returns are customs cleared.",
-    "rate": "Manual rate saved.",
-    "rate_removed": "Manual rate removed; the fetched rate counts again.",
-    "settings": "Settings saved.",
+    "built": staff_text("Collection built."),
+    "frozen": staff_text("Manifest frozen."),
+    "added": staff_text("Return moved into the collection."),
+    "removed": staff_text("Return moved out of the collection."),
+    "collected": staff_text("Marked collected; the returns are now collected."),
+    "declared": staff_text("Marked declared with the import MRN."),
+    "released": staff_text("Marked released; the returns are customs cleared."),
+    "rate": staff_text("Manual rate saved."),
+    "rate_removed": staff_text("Manual rate removed; the fetched rate counts again."),
+    "settings": staff_text("Settings saved."),
 }
 
 
@@ -125,7 +126,7 @@ class NorwayController(Controller):
         try:
             day = date.fromisoformat(values["planned_for"])
         except ValueError:
-            return self._index_page(request, db, 400, {"planned_for": "Enter the pickup date as YYYY-MM-DD."}, values)
+            return self._index_page(request, db, 400, {"planned_for": staff_text("Enter the pickup date as YYYY-MM-DD.")}, values)
         planned_for = datetime.combine(day, collections.cutoff_time(settings), tzinfo=ZoneInfo(settings.timezone))
         try:
             collection = collections.build_collection(db, planned_for, values["rmas"], staff, _now())
@@ -139,7 +140,7 @@ class NorwayController(Controller):
     def _collection(self, db: Session, reference: str) -> Collection:
         collection = collections.collection_by_reference(db, reference)
         if collection is None:
-            raise NotFoundException(f"No collection {reference}.")
+            raise NotFoundException(staff_text("No collection %(reference)s.", reference=reference))
         return collection
 
     def _collection_page(self, request: Request, db: Session, collection: Collection, status_code: int = 200,
@@ -186,7 +187,7 @@ class NorwayController(Controller):
                           db: NamedDependency[Session]) -> Template | Redirect:
         """freeze / add / remove / collected / declared / released: one table, one code path."""
         if action not in COLLECTION_ACTIONS:
-            raise NotFoundException(f"Unknown collection action {action!r}.")
+            raise NotFoundException(staff_text("Unknown collection action %(action)s.", action=repr(action)))
         done, run = COLLECTION_ACTIONS[action]
         return self._act(request, db, reference, data, done, lambda c, s, now, v: run(db, c, data, s, now, v))
 
@@ -197,7 +198,8 @@ class NorwayController(Controller):
         manifest = collections.frozen_manifest(collection)
         if manifest is None:
             return collection, None, error_page(
-                request, 409, f"Collection {collection.reference} has no frozen manifest yet: freeze it first.")
+                request, 409, staff_text("Collection %(reference)s has no frozen manifest yet: freeze it first.",
+                                         reference=collection.reference))
         return collection, manifest, None
 
     @get("/collections/{reference:str}/manifest.csv", name="norway_manifest_csv", opt=VIEW, sync_to_thread=True)
@@ -237,10 +239,10 @@ class NorwayController(Controller):
         request.state.lang = "en"
         ret = db.exec(select(Return).where(Return.rma == normalise_rma(rma))).first()
         if ret is None or not ret.is_norway:
-            raise NotFoundException(f"No Norwegian return with RMA {rma}.")
+            raise NotFoundException(staff_text("No Norwegian return with RMA %(rma)s.", rma=rma))
         loaded = manifests.load_return_customs(db, [ret.id])
         if not loaded or not loaded[0].assessments:
-            return error_page(request, 409, f"Return {ret.rma} has no lines to give evidence for.")
+            return error_page(request, 409, staff_text("Return %(rma)s has no lines to give evidence for.", rma=ret.rma))
         merchant = service.get_policy(db).merchant_name
         content, _ = cached_document(
             db, _storage(request), f"return:{ret.id}", "customs-evidence",
@@ -293,7 +295,7 @@ class NorwayController(Controller):
     @post("/rates/{id:int}/delete", name="norway_rate_remove", opt=CHANGE, sync_to_thread=True)
     def rate_remove(self, request: Request, id: FromPath[int], db: NamedDependency[Session]) -> Redirect:  # noqa: A002
         if rates.remove_manual_rate(db, id, staff_of(request).email) is None:
-            raise NotFoundException("No manual rate with this id.")
+            raise NotFoundException(staff_text("No manual rate with this id."))
         return Redirect(path="/staff/norway/rates?done=rate_removed")
 
     @post("/rates/fetch", name="norway_rates_fetch", opt=CHANGE, sync_to_thread=True)

@@ -13,9 +13,10 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from portal.config import SUPPORTED_LANGUAGES, Settings
+from portal.i18n import staff_text
 from portal.models import NotificationRule, NotificationTemplate, Order, Return, utcnow
 from portal.notify import sms as sms_codec
-from portal.notify.rules import AUDIENCES, CHANNELS, TRIGGERS, normalise_phone
+from portal.notify.rules import AUDIENCES, CHANNELS, TRIGGERS, normalise_phone, sender_keys
 from portal.notify.templates import RenderError, render_all, validate_template
 from portal.notify.variables import build_variables
 from portal.outbox.service import enqueue
@@ -88,7 +89,7 @@ def _date(text: str, name: str, errors: dict) -> date | None:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        errors[name] = "Use the form YYYY-MM-DD."
+        errors[name] = staff_text("Use the form YYYY-MM-DD.")
         return None
 
 
@@ -96,42 +97,43 @@ def _validate(values: RuleInput) -> tuple[dict, dict]:
     errors: dict[str, str] = {}
     clean: dict = {}
     if not values.name.strip():
-        errors["name"] = "Give the rule a name."
+        errors["name"] = staff_text("Give the rule a name.")
     elif len(values.name.strip()) > 120:
-        errors["name"] = "At most 120 characters."
+        errors["name"] = staff_text("At most 120 characters.")
     if values.trigger not in TRIGGERS:
-        errors["trigger"] = "Choose a trigger."
+        errors["trigger"] = staff_text("Choose a trigger.")
     channels = [c for c in CHANNELS if c in values.channels]
     if not channels or len(channels) != len(set(values.channels)):
-        errors["channels"] = "Choose e-mail, SMS or both."
+        errors["channels"] = staff_text("Choose e-mail, SMS or both.")
     if values.audience not in AUDIENCES:
-        errors["audience"] = "Choose customer or internal."
+        errors["audience"] = staff_text("Choose customer or internal.")
     recipients = [r.strip() for r in values.internal_recipients.splitlines() if r.strip()]
     if values.audience == "internal":
         bad = [r for r in recipients if not (EMAIL_RE.match(r) if "@" in r else normalise_phone(r, "SE"))]
         if not recipients:
-            errors["internal_recipients"] = "Internal rules need at least one staff e-mail address or phone number."
+            errors["internal_recipients"] = staff_text("Internal rules need at least one staff e-mail address or phone number.")
         elif bad:
-            errors["internal_recipients"] = f"Not an e-mail address or phone number: {', '.join(bad)}"
+            errors["internal_recipients"] = staff_text("Not an e-mail address or phone number: %(values)s", values=", ".join(bad))
     try:
         offset = int(values.offset_days.strip() or "0")
         if not 0 <= offset <= 365:
             raise ValueError
     except ValueError:
-        errors["offset_days"] = "A whole number of days from 0 to 365."
+        errors["offset_days"] = staff_text("A whole number of days from 0 to 365.")
         offset = 0
     starts, ends = _date(values.starts_on, "starts_on", errors), _date(values.ends_on, "ends_on", errors)
     if starts and ends and ends < starts:
-        errors["ends_on"] = "The end date is before the start date."
+        errors["ends_on"] = staff_text("The end date is before the start date.")
     sender = values.sender_name.strip()
     if len(sender) > SENDER_NAME_MAX:
-        errors["sender_name"] = f"At most {SENDER_NAME_MAX} characters (this is {len(sender)})."
+        errors["sender_name"] = staff_text("At most %(limit)s characters (this is %(length)s).", limit=SENDER_NAME_MAX,
+                                           length=len(sender))
     sms_sender = values.sms_sender_id.strip()
     if sms_sender and not SMS_SENDER_RE.match(sms_sender):
-        errors["sms_sender_id"] = "3–11 letters or digits (A–Z, 0–9), not starting with a digit."
+        errors["sms_sender_id"] = staff_text("3–11 letters or digits (A–Z, 0–9), not starting with a digit.")
     countries = [c.upper() for c in _split(values.countries)]
     if any(not re.fullmatch(r"[A-Z]{2}", c) for c in countries):
-        errors["countries"] = "Two-letter country codes, e.g. SE, NO."
+        errors["countries"] = staff_text("Two-letter country codes, e.g. SE, NO.")
     has_template = False
     for language, parts in values.templates.items():
         if language not in SUPPORTED_LANGUAGES:
@@ -143,11 +145,11 @@ def _validate(values: RuleInput) -> tuple[dict, dict]:
         if any(parts.get(p, "").strip() for p in TEMPLATE_PARTS):
             has_template = True
             if "email" in channels and not (parts.get("subject", "").strip() and parts.get("body_text", "").strip()):
-                errors.setdefault(f"subject_{language}", "E-mail needs a subject and a text body.")
+                errors.setdefault(f"subject_{language}", staff_text("E-mail needs a subject and a text body."))
             if "sms" in channels and not parts.get("sms_text", "").strip():
-                errors.setdefault(f"sms_text_{language}", "SMS needs a text.")
+                errors.setdefault(f"sms_text_{language}", staff_text("SMS needs a text."))
     if not has_template and "templates" not in errors:
-        errors["templates"] = "Write the message in at least one language."
+        errors["templates"] = staff_text("Write the message in at least one language.")
     conditions = {}
     if countries:
         conditions["country"] = countries
@@ -171,7 +173,7 @@ def save_rule(session: Session, rule: NotificationRule | None, values: RuleInput
     if errors:
         raise RuleFormError(errors)
     if rule is not None and version and version != version_of(rule):
-        raise VersionConflict("The rule was changed by someone else; reload and try again.")
+        raise VersionConflict(staff_text("The rule was changed by someone else; reload and try again."))
     if rule is None:
         rule = NotificationRule(active=False, **clean)
         session.add(rule)
@@ -248,18 +250,18 @@ def test_send(session: Session, rule: NotificationRule, ret: Return, language: s
     """Queue one message of this rule, rendered with `ret`'s data, to a typed address or number. Returns the outbox id."""
     errors: dict[str, str] = {}
     if channel not in rule.channels:
-        errors["channel"] = "This rule does not use that channel."
+        errors["channel"] = staff_text("This rule does not use that channel.")
     template = next((t for t in templates_of(session, rule.id) if t.language == language), None)
     if template is None:
-        errors["language"] = "The rule has no template in that language."
+        errors["language"] = staff_text("The rule has no template in that language.")
     destination = destination.strip()
     if channel == "email" and not EMAIL_RE.match(destination):
-        errors["destination"] = "Type an e-mail address."
+        errors["destination"] = staff_text("Type an e-mail address.")
     elif channel == "sms":
         order = session.get(Order, ret.order_id)
         normalised = normalise_phone(destination, order.country if order else "SE")
         if normalised is None:
-            errors["destination"] = "Type a valid phone number (e.g. +46 70 123 45 67)."
+            errors["destination"] = staff_text("Type a valid phone number (e.g. +46 70 123 45 67).")
         destination = normalised or destination
     if errors:
         raise RuleFormError(errors)
@@ -269,6 +271,7 @@ def test_send(session: Session, rule: NotificationRule, ret: Return, language: s
         raise RuleFormError({"language": f"The template does not render: {exc}"}) from None
     payload = ({"subject": rendered.subject, "text": rendered.text, "html": rendered.html} if channel == "email"
                else {"text": rendered.sms})
+    payload.update(sender_keys(rule, channel))  # as the real message; no unsubscribe link to a typed address
     message = enqueue(session, key=f"notify-test:{rule.id}:{uuid.uuid4().hex}", channel=channel, destination=destination,
                       event_type=f"notify.test.{rule.trigger}", payload=payload)
     session.flush()

@@ -12,8 +12,14 @@ from portal.notify.rules import EVENT_TRIGGERS, FireResult, fire
 
 def triggers_for(session: Session, ret: Return, event_type: str) -> list[str]:
     if event_type == "return.inspected":
+        # Only a finished inspection has an outcome to tell: a saved draft (lines undecided, units still
+        # missing) leaves the return "arrived" and must not announce "all accepted".
+        if ret.status != "inspected":
+            return []
         session.flush()
-        acceptances = list(session.exec(select(ReturnLine.acceptance).where(ReturnLine.return_id == ret.id)))
+        acceptances = set(session.exec(select(ReturnLine.acceptance).where(ReturnLine.return_id == ret.id)))
+        if not acceptances or "pending" in acceptances:
+            return []
         return ["return.inspected.partly_rejected" if "rejected" in acceptances else "return.inspected.accepted"]
     return [event_type] if event_type in EVENT_TRIGGERS else []
 

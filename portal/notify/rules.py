@@ -15,6 +15,7 @@ import phonenumbers
 from sqlmodel import Session, select
 
 from portal.config import SUPPORTED_LANGUAGES, Settings, get_settings
+from portal.i18n import staff_text
 from portal.models import (
     Consent,
     Customer,
@@ -35,31 +36,31 @@ AUDIENCES = ("customer", "internal")
 
 # Triggers fired by return events (trigger name = the event type, plus two derived inspection outcomes).
 EVENT_TRIGGERS: dict[str, str] = {
-    "return.registered": "Return registered",
-    "label.issued": "Label created",
-    "parcel.dropped_off": "Dropped off (first carrier scan)",
-    "parcel.in_transit": "In transit",
-    "parcel.at_consolidation": "Waiting at Norwegian consolidation",
-    "collection.collected": "Collected from consolidation",
-    "parcel.arrived": "Arrived at the merchant",
-    "return.inspected.accepted": "Inspected: all accepted",
-    "return.inspected.partly_rejected": "Inspected: partly rejected",
-    "refund.issued": "Refund issued",
-    "refund.failed": "Refund failed",
-    "exchange.shipped": "Exchange shipped",
-    "return.cancelled": "Return cancelled",
-    "return.expired": "Return expired",
-    "customs.needs_attention": "Customs needs attention (internal)",
-    "collection.not_collected": "Collection failed (internal)",
-    "parcel.exception": "Carrier exception (internal)",
+    "return.registered": staff_text("Return registered"),
+    "label.issued": staff_text("Label created"),
+    "parcel.dropped_off": staff_text("Dropped off (first carrier scan)"),
+    "parcel.in_transit": staff_text("In transit"),
+    "parcel.at_consolidation": staff_text("Waiting at Norwegian consolidation"),
+    "collection.collected": staff_text("Collected from consolidation"),
+    "parcel.arrived": staff_text("Arrived at the merchant"),
+    "return.inspected.accepted": staff_text("Inspected: all accepted"),
+    "return.inspected.partly_rejected": staff_text("Inspected: partly rejected"),
+    "refund.issued": staff_text("Refund issued"),
+    "refund.failed": staff_text("Refund failed"),
+    "exchange.shipped": staff_text("Exchange shipped"),
+    "return.cancelled": staff_text("Return cancelled"),
+    "return.expired": staff_text("Return expired"),
+    "customs.needs_attention": staff_text("Customs needs attention (internal)"),
+    "collection.not_collected": staff_text("Collection failed (internal)"),
+    "parcel.exception": staff_text("Carrier exception (internal)"),
 }
 # Time-based triggers, evaluated by portal.notify.sweep; offset_days is N.
 TIME_TRIGGERS: dict[str, str] = {
-    "time.label_unused": "Label not dropped off after N days",
-    "time.window_ending": "N days left of the return window",
-    "time.refund_due": "Refund due in N days (internal)",
-    "time.refund_overdue": "Refund overdue by N days (internal)",
-    "time.consolidation_waiting": "Waiting at consolidation for N days (internal)",
+    "time.label_unused": staff_text("Label not dropped off after N days"),
+    "time.window_ending": staff_text("N days left of the return window"),
+    "time.refund_due": staff_text("Refund due in N days (internal)"),
+    "time.refund_overdue": staff_text("Refund overdue by N days (internal)"),
+    "time.consolidation_waiting": staff_text("Waiting at consolidation for N days (internal)"),
 }
 TRIGGERS = EVENT_TRIGGERS | TIME_TRIGGERS
 
@@ -145,7 +146,7 @@ def active_rules(session: Session, trigger: str) -> list[NotificationRule]:
 def fire(session: Session, ret: Return, trigger: str, at: datetime, *, settings: Settings | None = None,
          rules: list[NotificationRule] | None = None) -> FireResult:
     """Queue the messages of every active rule for `trigger` that applies to this return."""
-    settings = settings or get_settings()
+    settings = settings or session.info.get("settings") or get_settings()
     candidates = rules if rules is not None else active_rules(session, trigger)
     if not candidates:
         return FireResult()
@@ -189,6 +190,9 @@ def fire(session: Session, ret: Return, trigger: str, at: datetime, *, settings:
                 payload = {"text": rendered.sms}
                 if not rendered.sms:
                     continue  # the template has no SMS part
+            payload.update(sender_keys(rule, channel))
+            if channel == "email" and rule.marketing and rule.audience == "customer":
+                payload.update(marketing=True, customer_id=customer.id)  # the dispatcher adds List-Unsubscribe
             for destination, suffix in _recipients(rule, channel, order, customer):
                 msg_key = key + suffix
                 if destination is None:
@@ -207,6 +211,17 @@ def fire(session: Session, ret: Return, trigger: str, at: datetime, *, settings:
                                      dict(base, language=template.language, destination=destination, outbox_id=message.id), at)
                 counts["queued"] += 1
     return FireResult(**counts)
+
+
+def sender_keys(rule: NotificationRule, channel: str) -> dict:
+    """The rule's own sender for the outbox payload: the e-mail From name (the address stays the merchant's)
+    or the SMS sender ID; empty when the rule uses the configured defaults."""
+    conditions = rule.conditions or {}
+    if channel == "email" and conditions.get("sender_name"):
+        return {"sender_name": conditions["sender_name"]}
+    if channel == "sms" and conditions.get("sms_sender_id"):
+        return {"sender": conditions["sms_sender_id"]}
+    return {}
 
 
 def _recipients(rule: NotificationRule, channel: str, order: Order, customer: Customer | None):

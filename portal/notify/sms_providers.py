@@ -8,7 +8,7 @@ Configured from the environment (read on every call so a rotated secret applies 
 | `SMS_API_URL` | base URL, default `https://api.46elks.com` / `https://api.twilio.com` |
 | `SMS_USERNAME` / `SMS_PASSWORD` | 46elks API username and password (basic auth) |
 | `TWILIO_ACCOUNT_SID` / `TWILIO_AUTH_TOKEN` | Twilio account and token (basic auth; the token also signs delivery reports) |
-| `SMS_SENDER` | sender ID (3–11 alphanumerics) or an E.164 number |
+| `SMS_SENDER` | sender ID (3–11 alphanumerics) or an E.164 number; a rule's own sender ID replaces it |
 | `SMS_WEBHOOK_SECRET` | shared secret 46elks delivery reports carry in `?secret=` |
 
 Errors: a 4xx answer (invalid number, refused sender, bad credentials) is permanent, except 408/429;
@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ PROVIDERS = ("46elks", "twilio")
 DEFAULT_URLS = {"46elks": "https://api.46elks.com", "twilio": "https://api.twilio.com"}
 MAX_SMS_TEXT = 1600  # both providers refuse longer texts (10 segments of UCS-2 is already less)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
+E164_SENDER = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,16 @@ def sms_config_from_env(environ: Mapping[str, str] | None = None) -> SmsConfig:
                      sender=env.get("SMS_SENDER", "").strip(), webhook_secret=env.get("SMS_WEBHOOK_SECRET", "").strip())
 
 
+def sender_id_ok(sender: str) -> bool:
+    """An alphanumeric sender ID (3–11 letters/digits, starting with a letter) or an E.164 number."""
+    return bool(ALPHANUMERIC_SENDER.fullmatch(sender) or E164_SENDER.fullmatch(sender))
+
+
 def send_sms(client: httpx.Client, config: SmsConfig, to: str, text: str, *, idempotency_key: str = "",
-             timeout_s: float = SMS_TIMEOUT_S) -> str:
+             sender: str | None = None, timeout_s: float = SMS_TIMEOUT_S) -> str:
     """Hand one SMS to the provider; its message id on success, DeliveryError otherwise.
 
+    `sender` (a rule's sender ID) replaces SMS_SENDER for this message; empty or None uses SMS_SENDER.
     `idempotency_key` travels as an `Idempotency-Key` header: providers (or proxies) that honour it
     drop a repeated request; 46elks and Twilio ignore it, which is why the dispatcher never repeats an
     SMS whose outcome is unknown (see portal/outbox/dispatcher.py)."""
@@ -79,13 +88,18 @@ def send_sms(client: httpx.Client, config: SmsConfig, to: str, text: str, *, ide
         raise DeliveryError(f"SMS text is longer than {MAX_SMS_TEXT} characters", permanent=True)
     if not to.startswith("+") or not to[1:].isdigit() or not 8 <= len(to) <= 16:
         raise DeliveryError(f"not an E.164 phone number: {to!r}", permanent=True)
+    sender = (sender or "").strip()
+    if sender and not sender_id_ok(sender):
+        raise DeliveryError(f"not a valid SMS sender ID: {sender!r} (3–11 letters/digits starting with a letter, "
+                            "or an E.164 number)", permanent=True)
+    sender = sender or config.sender
     if config.provider == "46elks":
         url = f"{config.api_url}/a1/sms"
-        form = {"from": config.sender, "to": to, "message": text}
+        form = {"from": sender, "to": to, "message": text}
         id_field = "id"
     else:
         url = f"{config.api_url}/2010-04-01/Accounts/{config.username}/Messages.json"
-        form = {"From": config.sender, "To": to, "Body": text}
+        form = {"From": sender, "To": to, "Body": text}
         id_field = "sid"
     headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}
     try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from portal.notify import email_layout
 from portal.notify.variables import VARIABLES
 
 _text_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
@@ -60,10 +61,14 @@ class Rendered:
 
 
 def render_all(template, context: dict) -> Rendered:
-    """Subject, text and HTML body and SMS text of a NotificationTemplate (or anything with those fields)."""
+    """Subject, text and HTML body and SMS text of a NotificationTemplate (or anything with those fields).
+
+    The HTML body comes framed in the brand's layout (logo, colour, support contact) in the template's language.
+    """
+    html = render_html(template.body_html, context)
     return Rendered(
         subject=" ".join(render_text(template.subject, context).split()),
         text=render_text(template.body_text, context),
-        html=render_html(template.body_html, context),
+        html=email_layout.wrap(html, context, getattr(template, "language", "en")) if html else "",
         sms=render_text(template.sms_text, context),
     )

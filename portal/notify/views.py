@@ -13,9 +13,9 @@ from litestar.response import Redirect, Template
 from sqlmodel import Session
 
 from portal.config import SUPPORTED_LANGUAGES
-from portal.i18n import LANGUAGE_NAMES
+from portal.i18n import LANGUAGE_NAMES, staff_text
 from portal.models import NotificationRule
-from portal.notify import admin
+from portal.notify import admin, deliveries
 from portal.notify.rules import TRIGGERS
 from portal.notify.variables import VARIABLES
 from portal.staff.guards import staff_guard, staff_of
@@ -58,7 +58,7 @@ def _rule_input(data: dict[str, Any]) -> admin.RuleInput:
 def _rule_or_404(db: Session, rule_id: int) -> NotificationRule:
     rule = db.get(NotificationRule, rule_id)
     if rule is None:
-        raise NotFoundException(f"No notification rule #{rule_id}.")
+        raise NotFoundException(staff_text("No notification rule #%(id)s.", id=rule_id))
     return rule
 
 
@@ -77,7 +77,8 @@ class NotificationController(Controller):
     @get("/", name="staff_notifications", opt=VIEWERS, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
         request.state.lang = "en"
-        return page(request, "staff/notifications.html", staff=staff_of(request), rules=admin.list_rules(db), triggers=TRIGGERS)
+        return page(request, "staff/notifications.html", staff=staff_of(request), rules=admin.list_rules(db), triggers=TRIGGERS,
+                    dead_letters=deliveries.dead_count(db))
 
     @get("/new", name="staff_notification_new", opt=ADMIN, sync_to_thread=True)
     def new(self, request: Request) -> Template:
@@ -114,7 +115,7 @@ class NotificationController(Controller):
             return self._editor(request, _rule_or_404(db, rule_id), values, status_code=400, errors=exc.fields)
         except admin.VersionConflict as exc:
             db.rollback()
-            raise Conflict(str(exc)) from None
+            raise Conflict(exc.args[0]) from None
         db.commit()
         return Redirect(path=f"/staff/notifications/{rule_id}", query_params={"done": "saved"}, status_code=303)
 
@@ -134,7 +135,7 @@ class NotificationController(Controller):
                       **ctx: Any) -> Template:
         ret = admin.sample_return(db, rma)
         if ret is None and rma.strip():
-            status_code, ctx["rma_error"] = 400, f"No return {rma.strip().upper()}."
+            status_code, ctx["rma_error"] = 400, staff_text("No return %(rma)s.", rma=rma.strip().upper())
             ret = admin.sample_return(db)
         parts = admin.preview(db, rule, ret, request.app.state.settings) if ret else []
         return page(request, "staff/notifications_preview.html", status_code=status_code, staff=staff_of(request),
@@ -156,7 +157,7 @@ class NotificationController(Controller):
         ret = admin.sample_return(db, rma)
         if ret is None:
             return self._preview_page(request, db, rule, rma, status_code=400, values=values,
-                                      errors={"rma": "No return to take the data from."})
+                                      errors={"rma": staff_text("No return to take the data from.")})
         try:
             outbox_id = admin.test_send(db, rule, ret, values["language"], values["channel"], values["destination"],
                                         request.app.state.settings)

@@ -14,15 +14,15 @@ import smtplib
 import ssl
 import tempfile
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from portal import __version__
+from portal.outbox import mime
+from portal.outbox.mime import OutgoingEmail
 from portal.outbox.signing import SIGNATURE_HEADER, sign
 
 WEBHOOK_TIMEOUT_S = 10.0
@@ -121,28 +121,25 @@ def parse_smtp_url(url: str) -> SmtpTarget:
                       unquote(parts.username or ""), unquote(parts.password or ""))
 
 
-def build_email(*, message_id: str, sender: str, to: str, subject: str, text: str, html: str | None = None,
-                reply_to: str | None = None, headers: dict[str, str] | None = None,
-                date: datetime | None = None) -> EmailMessage:
-    """A text (and HTML) message with a stable Message-ID, so a resent copy is recognisably the same mail."""
-    msg = EmailMessage()
-    msg["Message-ID"] = message_id
-    msg["Date"] = format_datetime(date or datetime.now(timezone.utc))
-    msg["From"] = sender
-    msg["To"] = to
-    if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = subject
-    for name, value in (headers or {}).items():
-        msg[name] = value
-    msg.set_content(text)
-    if html:
-        msg.add_alternative(html, subtype="html")
-    return msg
+def build_email(*, message_id: str, sender: tuple[str, str], to: str, subject: str, text: str,
+                html: str | None = None, reply_to: str | None = None, headers: dict[str, str] | None = None,
+                date: datetime | None = None) -> OutgoingEmail:
+    """A text (and HTML) message with a stable Message-ID, so a resent copy is recognisably the same mail.
+    `sender` is (display name, address)."""
+    return mime.compose(message_id=message_id, from_name=sender[0], from_address=sender[1], to=to, subject=subject,
+                        text=text, html=html, reply_to=reply_to, headers=headers, date=date)
 
 
-def email_from_payload(payload: dict, *, message_id: str, to: str, default_sender: str,
-                       delivery_id: str) -> EmailMessage:
+def list_unsubscribe_headers(url: str, mailto: str | None = None) -> dict[str, str]:
+    """RFC 2369 + RFC 8058 headers for marketing mail: the one-click HTTPS link first, the mailto as a fallback."""
+    links = [f"<{url}>"] + ([f"<mailto:{mailto}?subject=unsubscribe>"] if mailto else [])
+    return {"List-Unsubscribe": ",\r\n ".join(links), "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def email_from_payload(payload: dict, *, message_id: str, to: str, sender: tuple[str, str], delivery_id: str,
+                       list_unsubscribe: dict[str, str] | None = None) -> OutgoingEmail:
+    """The message of an outbox row. `sender` is the merchant's (name, address); the payload's `sender_name`
+    (a rule's setting) replaces the name only. `list_unsubscribe`: headers for marketing mail, else None."""
     subject, text, html = payload.get("subject"), payload.get("text"), payload.get("html")
     if not isinstance(subject, str) or not subject.strip() or not isinstance(text, str):
         raise DeliveryError("e-mail payload needs a non-empty 'subject' and a 'text' body", permanent=True)
@@ -150,12 +147,15 @@ def email_from_payload(payload: dict, *, message_id: str, to: str, default_sende
         raise DeliveryError("e-mail payload 'html' must be a string", permanent=True)
     if not to or "@" not in to or any(c in to for c in "\r\n"):
         raise DeliveryError(f"not an e-mail address: {to!r}", permanent=True)
-    sender = payload.get("from") if isinstance(payload.get("from"), str) else default_sender
+    name = payload.get("sender_name")
+    if isinstance(name, str) and name.strip():
+        sender = (name.strip(), sender[1])
     reply_to = payload.get("reply_to") if isinstance(payload.get("reply_to"), str) else None
+    headers = {DELIVERY_HEADER: delivery_id, **(list_unsubscribe or {})}
     try:
         return build_email(message_id=message_id, sender=sender, to=to, subject=subject.strip(), text=text,
-                           html=html or None, reply_to=reply_to, headers={DELIVERY_HEADER: delivery_id})
-    except (ValueError, TypeError) as exc:  # header injection and the like
+                           html=html or None, reply_to=reply_to, headers=headers)
+    except ValueError as exc:  # header injection, not an address, and the like
         raise DeliveryError(f"cannot build the e-mail: {exc}", permanent=True) from None
 
 
@@ -164,36 +164,15 @@ def _smtp_code_error(code: int, text: bytes | str, what: str) -> DeliveryError:
     return DeliveryError(f"SMTP {code} {what}: {reply}".strip(), permanent=500 <= code < 600)
 
 
-def send_smtp(target: SmtpTarget, msg: EmailMessage, timeout_s: float = SMTP_TIMEOUT_S,
+def send_smtp(target: SmtpTarget, msg: OutgoingEmail, timeout_s: float = SMTP_TIMEOUT_S,
               local_hostname: str | None = None) -> None:
-    """Hand the message to the relay. SMTP 5xx = permanent, 4xx and connection problems = temporary."""
+    """Hand one message to the relay on its own connection. SMTP 5xx = permanent, 4xx and connection
+    problems = temporary (DeliveryError)."""
+    connection = SmtpConnection(target, timeout_s, local_hostname)
     try:
-        if target.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout_s,
-                                                  local_hostname=local_hostname, context=ssl.create_default_context())
-        else:
-            smtp = smtplib.SMTP(target.host, target.port, timeout=timeout_s, local_hostname=local_hostname)
-        with smtp:
-            if target.security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
-            if target.username:
-                smtp.login(target.username, target.password)
-            refused = smtp.send_message(msg)
-    except smtplib.SMTPRecipientsRefused as exc:
-        code, text = next(iter(exc.recipients.values()))
-        raise _smtp_code_error(code, text, "recipient refused") from None
-    except smtplib.SMTPAuthenticationError as exc:
-        # A relay configuration problem, not this message's: keep it and retry once SMTP_URL is fixed.
-        raise DeliveryError(f"SMTP login failed ({exc.smtp_code}); check SMTP_URL", permanent=False) from None
-    except smtplib.SMTPResponseException as exc:  # sender refused, data refused, …
-        raise _smtp_code_error(exc.smtp_code, exc.smtp_error, "refused") from None
-    except smtplib.SMTPNotSupportedError as exc:
-        raise DeliveryError(f"SMTP relay does not support what SMTP_URL asks for: {exc}", permanent=False) from None
-    except (smtplib.SMTPException, OSError) as exc:  # disconnects, refused connections, timeouts, TLS
-        raise DeliveryError(f"SMTP connection problem: {type(exc).__name__}: {exc}", permanent=False) from None
-    if refused:  # only possible with several recipients; we send one
-        code, text = next(iter(refused.values()))
-        raise _smtp_code_error(code, text, "recipient refused")
+        connection.send(msg)
+    finally:
+        connection.close()
 
 
 class SmtpConnection:
@@ -225,19 +204,19 @@ class SmtpConnection:
             raise
         return smtp
 
-    def send(self, msg: EmailMessage) -> None:
+    def send(self, msg: OutgoingEmail) -> None:
         reused = self._smtp is not None
         try:
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                refused = self._smtp.send_message(msg)
+                refused = self._smtp.sendmail(msg.envelope_from, list(msg.recipients), msg.data)
             except smtplib.SMTPServerDisconnected:
                 if not reused:
                     raise
                 self.close()  # the relay dropped our idle connection: one fresh try
                 self._smtp = self._connect()
-                refused = self._smtp.send_message(msg)
+                refused = self._smtp.sendmail(msg.envelope_from, list(msg.recipients), msg.data)
         except BaseException as exc:
             self.close()
             raise _smtp_error(exc) from None
@@ -271,7 +250,7 @@ def _smtp_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def write_mail_file(mail_dir: Path, name: str, msg: EmailMessage) -> Path:
+def write_mail_file(mail_dir: Path, name: str, msg: OutgoingEmail) -> Path:
     """Write `<name>.eml` atomically (temporary file + rename): a reader never sees half a message,
     and writing the same message again replaces the file instead of adding a duplicate."""
     mail_dir = Path(mail_dir)
@@ -291,7 +270,3 @@ def write_mail_file(mail_dir: Path, name: str, msg: EmailMessage) -> Path:
     except OSError as exc:
         raise DeliveryError(f"cannot write to MAIL_DIR {mail_dir}: {exc}", permanent=False) from None
     return target
-
-
-def default_sender(merchant_name: str, support_email: str) -> str:
-    return formataddr((merchant_name, support_email))

@@ -33,7 +33,8 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time as dtime, timedelta, timezone
 from functools import lru_cache
@@ -42,10 +43,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from portal.config import Settings, get_settings
 from portal.models import DeliveryEvent, MerchantPolicy, OutboxMessage, ReturnEvent, WebhookEndpoint, utcnow
+from portal.notify import unsubscribe
 from portal.outbox import channels
 from portal.outbox.channels import DeliveryError
 
@@ -234,18 +236,28 @@ class DispatchReport:
 # --- Claiming ------------------------------------------------------------------------------
 
 
+def due_ids(dialect: str, now: datetime, limit: int, channel_names: Sequence[str]) -> sa.Select:
+    """The ids of up to `limit` due rows, oldest first, locked (skipping locked ones) on PostgreSQL."""
+    table = OutboxMessage.__table__
+    channel = table.c.channel
+    if dialect == "sqlite":
+        # SQLite's planner would take the channel index: every row of those channels ever sent, then a sort.
+        # The state index reads only the unsent rows; a unary "+" keeps the planner off the channel index.
+        channel = sa.literal_column(f"+{table.name}.channel", sa.String)
+    due = (
+        sa.select(table.c.id)
+        .where(table.c.state.in_(CLAIMABLE_STATES), table.c.next_attempt_at <= now, channel.in_(channel_names))
+        .order_by(table.c.next_attempt_at, table.c.id)
+        .limit(limit)
+    )
+    return due.with_for_update(skip_locked=True) if dialect == "postgresql" else due
+
+
 def claim_due(engine: Engine, now: datetime, limit: int = 50, lease_s: int = LEASE_S,
               channel_names: Sequence[str] = SENDABLE_CHANNELS) -> list[Claimed]:
     """Mark up to `limit` due rows as ours ("sending", leased until now + lease_s) and load them."""
     table = OutboxMessage.__table__
-    due = (
-        sa.select(table.c.id)
-        .where(table.c.state.in_(CLAIMABLE_STATES), table.c.next_attempt_at <= now, table.c.channel.in_(channel_names))
-        .order_by(table.c.next_attempt_at, table.c.id)
-        .limit(limit)
-    )
-    if engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+    due = due_ids(engine.dialect.name, now, limit, channel_names)
     claim = (
         sa.update(table)
         .where(table.c.id.in_(due), table.c.state.in_(CLAIMABLE_STATES), table.c.next_attempt_at <= now)
@@ -273,41 +285,65 @@ def claim_due(engine: Engine, now: datetime, limit: int = 50, lease_s: int = LEA
     ]
 
 
-def _finish(engine: Engine, claimed: Claimed, *, log_kind: str | None = None, detail: dict | None = None,
+@contextmanager
+def _transaction(db: Engine | Connection) -> Iterator[Connection]:
+    """A transaction on `db`: a connection of its own from an engine, or the run's one connection
+    (dispatch_due keeps one for the whole batch, so each outcome costs its statements and a commit, no pool
+    round trip). Every statement on that connection runs inside one of these, so none is left open."""
+    if isinstance(db, Engine):
+        with db.begin() as conn:
+            yield conn
+    else:
+        with db.begin():
+            yield db
+
+
+@lru_cache(maxsize=16)
+def _fenced_update(columns: tuple[str, ...]) -> sa.Update:
+    """`UPDATE outbox_message SET <columns> WHERE id = :row_id AND state = 'sending' AND attempts = :fence`,
+    built once per set of columns: building and cache-keying a statement per message cost more than running it."""
+    table = OutboxMessage.__table__
+    return (sa.update(table)
+            .where(table.c.id == sa.bindparam("row_id"), table.c.state == "sending",
+                   table.c.attempts == sa.bindparam("fence"))
+            .values({name: sa.bindparam(f"new_{name}") for name in columns}))
+
+
+_INSERT_DELIVERY_EVENT = sa.insert(DeliveryEvent.__table__)
+_INSERT_RETURN_EVENT = sa.insert(ReturnEvent.__table__)
+
+
+def _finish(db: Engine | Connection, claimed: Claimed, *, log_kind: str | None = None, detail: dict | None = None,
             provider_message_id: str | None = None, timeline: str | None = None, **values) -> bool:
     """Write the outcome if the row is still ours (same state and attempt number); False if the lease was lost.
     For notification channels the DeliveryEvent (`log_kind`) and the staff-only ReturnEvent (`timeline`)
     are written in the same transaction, and only if the outcome was."""
-    table = OutboxMessage.__table__
-    with engine.begin() as conn:
-        result = conn.execute(
-            sa.update(table)
-            .where(table.c.id == claimed.id, table.c.state == "sending", table.c.attempts == claimed.attempts)
-            .values(**values)
-        )
+    columns = tuple(sorted(values))
+    params = {"row_id": claimed.id, "fence": claimed.attempts, **{f"new_{name}": values[name] for name in columns}}
+    with _transaction(db) as conn:
+        result = conn.execute(_fenced_update(columns), params)
         if result.rowcount == 1 and log_kind and claimed.channel in NOTIFY_CHANNELS:
             _record(conn, claimed, log_kind, detail or {}, provider_message_id, timeline)
     return result.rowcount == 1
 
 
-def _record(conn, claimed: Claimed, kind: str, detail: dict, provider_message_id: str | None,
+def _record(conn: Connection, claimed: Claimed, kind: str, detail: dict, provider_message_id: str | None,
             timeline: str | None) -> None:
     at = utcnow()
     detail = dict(detail, channel=claimed.channel, attempt=claimed.attempts)
-    conn.execute(sa.insert(DeliveryEvent.__table__).values(
-        outbox_id=claimed.id, return_id=claimed.return_id, at=at, kind=kind,
-        provider_message_id=provider_message_id, detail=detail))
+    conn.execute(_INSERT_DELIVERY_EVENT, {"outbox_id": claimed.id, "return_id": claimed.return_id, "at": at,
+                                          "kind": kind, "provider_message_id": provider_message_id, "detail": detail})
     if timeline and claimed.return_id is not None:
-        conn.execute(sa.insert(ReturnEvent.__table__).values(
-            return_id=claimed.return_id, type=timeline, at=at, actor="system",
-            data=dict(detail, outbox_id=claimed.id, event=claimed.event_type, destination=claimed.destination,
-                      **({"provider_message_id": provider_message_id} if provider_message_id else {}))))
+        conn.execute(_INSERT_RETURN_EVENT, {
+            "return_id": claimed.return_id, "type": timeline, "at": at, "actor": "system",
+            "data": dict(detail, outbox_id=claimed.id, event=claimed.event_type, destination=claimed.destination,
+                         **({"provider_message_id": provider_message_id} if provider_message_id else {}))})
 
 
-def _mark_sending(engine: Engine, claimed: Claimed) -> bool:
+def _mark_sending(db: Engine | Connection, claimed: Claimed) -> bool:
     """Commit the "sending" marker before an SMS leaves (fenced: only while the row is ours)."""
     table = OutboxMessage.__table__
-    with engine.begin() as conn:
+    with _transaction(db) as conn:
         mine = conn.execute(sa.select(table.c.id).where(
             table.c.id == claimed.id, table.c.state == "sending", table.c.attempts == claimed.attempts)).first()
         if mine is None:
@@ -316,10 +352,10 @@ def _mark_sending(engine: Engine, claimed: Claimed) -> bool:
     return True
 
 
-def _interrupted(engine: Engine, claimed: Claimed) -> bool:
+def _interrupted(db: Engine | Connection, claimed: Claimed) -> bool:
     """True if this SMS row's last marker is "sending": an earlier attempt died between send and record."""
     events = DeliveryEvent.__table__
-    with engine.connect() as conn:
+    with _transaction(db) as conn:
         last = conn.execute(
             sa.select(events.c.kind).where(events.c.outbox_id == claimed.id,
                                            events.c.kind.in_(("sending", "sent", "failed", "dead")))
@@ -343,7 +379,7 @@ class _Senders:
         self.mail_host = urlsplit(settings.base_url).hostname or "localhost"
         self.sms_config = sms_config
         self._http: httpx.Client | None = None
-        self._sender: str | None = None
+        self._sender: tuple[str, str] | None = None
         self._smtp: channels.SmtpConnection | None = None
 
     def http(self) -> httpx.Client:
@@ -361,15 +397,24 @@ class _Senders:
     def budget_s(self, claimed: Claimed) -> float:
         return (self.smtp_timeout_s if claimed.channel == "email" else self.webhook_timeout_s) + LEASE_MARGIN_S
 
-    def default_sender(self) -> str:
+    def sender(self) -> tuple[str, str]:
+        """The merchant's (name, address) for the From header, read once per run."""
         if self._sender is None:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.select(MerchantPolicy.__table__.c.merchant_name,
                                              MerchantPolicy.__table__.c.support_email)
                                    .order_by(MerchantPolicy.__table__.c.id).limit(1)).first()
-            name, address = row if row else ("Returns", f"no-reply@{self.mail_host}")
-            self._sender = channels.default_sender(name, address)
+            self._sender = (row[0], row[1]) if row else ("Returns", f"no-reply@{self.mail_host}")
         return self._sender
+
+    def list_unsubscribe(self, claimed: Claimed) -> dict[str, str] | None:
+        """RFC 8058 one-click unsubscribe headers for marketing mail to a customer; None for service mail."""
+        payload = claimed.payload
+        customer_id = payload.get("customer_id")
+        if payload.get("marketing") is not True or type(customer_id) is not int:
+            return None
+        url = unsubscribe.unsubscribe_url(self.settings.base_url, self.settings.secret_key, customer_id, "email")
+        return channels.list_unsubscribe_headers(url, self.sender()[1])
 
     def send(self, claimed: Claimed) -> tuple[str, str | None]:
         """Deliver one message; where it went and the provider's message id (SMS), or DeliveryError."""
@@ -396,18 +441,19 @@ class _Senders:
 
     def _email(self, claimed: Claimed) -> str:
         msg = channels.email_from_payload(claimed.payload, message_id=self.message_id(claimed), to=claimed.destination,
-                                          default_sender=self.default_sender(), delivery_id=claimed.idempotency_key)
+                                          sender=self.sender(), delivery_id=claimed.idempotency_key,
+                                          list_unsubscribe=self.list_unsubscribe(claimed))
         if not self.settings.smtp_url:
             path = channels.write_mail_file(self.settings.mail_dir, f"outbox-{claimed.id}", msg)
             return f"{claimed.destination} (written to {path})"
-        try:
-            target = channels.parse_smtp_url(self.settings.smtp_url)
-        except ValueError as exc:  # the configuration is wrong, not the message: keep it for later
-            raise DeliveryError(str(exc), permanent=False) from None
         if self._smtp is None:
+            try:
+                target = channels.parse_smtp_url(self.settings.smtp_url)
+            except ValueError as exc:  # the configuration is wrong, not the message: keep it for later
+                raise DeliveryError(str(exc), permanent=False) from None
             self._smtp = channels.SmtpConnection(target, self.smtp_timeout_s, local_hostname=self.mail_host)
         self._smtp.send(msg)
-        return f"{claimed.destination} (via {target.host}:{target.port})"
+        return f"{claimed.destination} (via {self._smtp.target.host}:{self._smtp.target.port})"
 
     def _sms(self, claimed: Claimed) -> tuple[str, str]:
         from portal.notify.sms_providers import send_sms
@@ -415,8 +461,10 @@ class _Senders:
         text = claimed.payload.get("text") if isinstance(claimed.payload, dict) else None
         if not isinstance(text, str):
             raise DeliveryError("SMS payload needs a 'text'", permanent=True)
+        sender = claimed.payload.get("sender")
         provider_id = send_sms(self.http(), self.sms_config, claimed.destination, text,
-                               idempotency_key=claimed.idempotency_key, timeout_s=self.webhook_timeout_s)
+                               idempotency_key=claimed.idempotency_key, timeout_s=self.webhook_timeout_s,
+                               sender=sender if isinstance(sender, str) else None)
         return f"{claimed.destination} (via {self.sms_config.provider}, id {provider_id})", provider_id
 
 
@@ -444,33 +492,34 @@ def dispatch_due(engine: Engine, now: datetime | None = None, limit: int = 50, *
     senders = _Senders(engine, settings, webhook_timeout_s, smtp_timeout_s, sms_config)
     started = monotonic()
     try:
-        for item in claimed:
-            if item.channel == "sms":
-                until = quiet_until(now, recipient_zones(item.destination, settings.timezone), quiet)
-                if until is not None:
-                    report.outcomes.append(_defer(engine, item, until))
+        with engine.connect() as db:
+            for item in claimed:
+                if item.channel == "sms":
+                    until = quiet_until(now, recipient_zones(item.destination, settings.timezone), quiet)
+                    if until is not None:
+                        report.outcomes.append(_defer(db, item, until))
+                        continue
+                if monotonic() - started + throttle.pause_due(item.channel) + senders.budget_s(item) > lease_s:
+                    report.outcomes.append(_release(db, item, now))
                     continue
-            if monotonic() - started + throttle.pause_due(item.channel) + senders.budget_s(item) > lease_s:
-                report.outcomes.append(_release(engine, item, now))
-                continue
-            throttle.before_send(item.channel)
-            report.outcomes.append(_deliver(engine, senders, item, now))
+                throttle.before_send(item.channel)
+                report.outcomes.append(_deliver(db, senders, item, now))
     finally:
         senders.close()
     return report
 
 
-def _deliver(engine: Engine, senders: _Senders, item: Claimed, now: datetime) -> Outcome:
+def _deliver(db: Connection, senders: _Senders, item: Claimed, now: datetime) -> Outcome:
     outcome = Outcome(item.id, item.channel, item.destination, "sent")
     provider_id = None
     if item.channel == "sms":
-        if _interrupted(engine, item):
+        if _interrupted(db, item):
             outcome.result, outcome.error = "dead", UNKNOWN_OUTCOME
-            written = _finish(engine, item, state="dead", last_error=UNKNOWN_OUTCOME, log_kind="dead",
+            written = _finish(db, item, state="dead", last_error=UNKNOWN_OUTCOME, log_kind="dead",
                               detail={"error": UNKNOWN_OUTCOME}, timeline="notification.failed")
             log.warning("outbox #%s sms: %s", item.id, UNKNOWN_OUTCOME)
             return outcome if written else Outcome(item.id, item.channel, item.destination, "lost")
-        if not _mark_sending(engine, item):
+        if not _mark_sending(db, item):
             return Outcome(item.id, item.channel, item.destination, "lost")
     try:
         where, provider_id = senders.send(item)
@@ -479,7 +528,7 @@ def _deliver(engine: Engine, senders: _Senders, item: Claimed, now: datetime) ->
         if exc.permanent or item.attempts >= MAX_ATTEMPTS:
             outcome.result = "dead"
             reason = "permanent failure" if exc.permanent else f"gave up after {item.attempts} attempts"
-            written = _finish(engine, item, state="dead", last_error=outcome.error[:1000], log_kind="dead",
+            written = _finish(db, item, state="dead", last_error=outcome.error[:1000], log_kind="dead",
                               detail={"error": outcome.error[:500], "reason": reason}, timeline="notification.failed")
             log.warning("outbox #%s %s %s → dead letter (%s): %s", item.id, item.channel, item.event_type,
                         reason, outcome.error)
@@ -489,7 +538,7 @@ def _deliver(engine: Engine, senders: _Senders, item: Claimed, now: datetime) ->
             if exc.retry_after_s:
                 delay = max(delay, min(exc.retry_after_s, MAX_BACKOFF_S))
             outcome.next_attempt_at = now + timedelta(seconds=delay)
-            written = _finish(engine, item, state="failed", last_error=outcome.error[:1000],
+            written = _finish(db, item, state="failed", last_error=outcome.error[:1000],
                               next_attempt_at=outcome.next_attempt_at, log_kind="failed",
                               detail={"error": outcome.error[:500], "retry_at": outcome.next_attempt_at.isoformat()},
                               timeline="notification.failed")
@@ -500,17 +549,17 @@ def _deliver(engine: Engine, senders: _Senders, item: Claimed, now: datetime) ->
         outcome.error = f"internal error: {type(exc).__name__}: {exc}"[:1000]
         if item.attempts >= MAX_ATTEMPTS:
             outcome.result = "dead"
-            written = _finish(engine, item, state="dead", last_error=outcome.error, log_kind="dead",
+            written = _finish(db, item, state="dead", last_error=outcome.error, log_kind="dead",
                               detail={"error": outcome.error[:500]}, timeline="notification.failed")
         else:
             outcome.result = "retry"
             outcome.next_attempt_at = now + timedelta(seconds=backoff_delay(item.attempts))
-            written = _finish(engine, item, state="failed", last_error=outcome.error,
+            written = _finish(db, item, state="failed", last_error=outcome.error,
                               next_attempt_at=outcome.next_attempt_at, log_kind="failed",
                               detail={"error": outcome.error[:500]}, timeline="notification.failed")
     else:
         outcome.provider_message_id = provider_id
-        written = _finish(engine, item, state="sent", sent_at=utcnow(), last_error="", log_kind="sent",
+        written = _finish(db, item, state="sent", sent_at=utcnow(), last_error="", log_kind="sent",
                           provider_message_id=provider_id, timeline="notification.sent")
         log.info("outbox #%s %s %s sent to %s", item.id, item.channel, item.event_type, where)
     if not written:
@@ -520,17 +569,17 @@ def _deliver(engine: Engine, senders: _Senders, item: Claimed, now: datetime) ->
     return outcome
 
 
-def _defer(engine: Engine, item: Claimed, until: datetime) -> Outcome:
+def _defer(db: Connection, item: Claimed, until: datetime) -> Outcome:
     """Quiet hours: give the row back for `until`, the attempt not counted, and say so in the log/timeline."""
-    _finish(engine, item, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
+    _finish(db, item, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
             next_attempt_at=until, log_kind="deferred", detail={"reason": "quiet_hours", "until": until.isoformat()},
             timeline="notification.deferred")
     log.info("outbox #%s sms deferred to %s (quiet hours at the recipient)", item.id, until.isoformat())
     return Outcome(item.id, item.channel, item.destination, "deferred", next_attempt_at=until)
 
 
-def _release(engine: Engine, item: Claimed, now: datetime) -> Outcome:
+def _release(db: Connection, item: Claimed, now: datetime) -> Outcome:
     """Give back a claimed row we no longer have time to send within the lease (not counted as an attempt)."""
-    _finish(engine, item, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
+    _finish(db, item, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
             next_attempt_at=now)
     return Outcome(item.id, item.channel, item.destination, "released")

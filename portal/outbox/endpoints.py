@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from portal.models import OutboxMessage, WebhookEndpoint, utcnow
+from portal.i18n import staff_text
+from portal.models import OutboxMessage, WebhookEndpoint
+from portal.outbox import service as outbox
 from portal.staff.accounts import audit
 
 EVENT_TYPES = (
@@ -47,22 +48,22 @@ class DeliveryBusy(RuntimeError):
 def url_problem(url: str) -> str | None:
     """Why this URL cannot be a webhook endpoint, or None."""
     if not url:
-        return "Enter the URL that should receive the webhooks."
+        return staff_text("Enter the URL that should receive the webhooks.")
     if len(url) > MAX_URL:
-        return f"The URL is too long (at most {MAX_URL} characters)."
+        return staff_text("The URL is too long (at most %(limit)s characters).", limit=MAX_URL)
     if any(c.isspace() or ord(c) < 32 for c in url):
-        return "The URL must not contain spaces or control characters."
+        return staff_text("The URL must not contain spaces or control characters.")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        return "The URL must start with https:// (or http://)."
+        return staff_text("The URL must start with https:// (or http://).")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        return "The port in the URL is not a number between 0 and 65535."
+        return staff_text("The port in the URL is not a number between 0 and 65535.")
     if not parts.hostname:
-        return "The URL needs a host name, e.g. https://shop.example.com/hooks/returns."
+        return staff_text("The URL needs a host name, e.g. https://shop.example.com/hooks/returns.")
     if parts.fragment:
-        return "The URL must not contain a #fragment."
+        return staff_text("The URL must not contain a #fragment.")
     return None
 
 
@@ -89,11 +90,11 @@ def create_endpoint(session: Session, url: str, event_types: list[str], descript
     unknown = [e for e in event_types if e and e != ALL_EVENTS and e not in EVENT_TYPES]
     types = clean_event_types(event_types)
     if unknown:
-        errors["event_types"] = f"Unknown event type: {', '.join(unknown)}."
+        errors["event_types"] = staff_text("Unknown event type: %(types)s.", types=", ".join(unknown))
     elif not types:
-        errors["event_types"] = "Choose at least one event (or all events)."
+        errors["event_types"] = staff_text("Choose at least one event (or all events).")
     if len(description) > MAX_DESCRIPTION:
-        errors["description"] = f"At most {MAX_DESCRIPTION} characters."
+        errors["description"] = staff_text("At most %(limit)s characters.", limit=MAX_DESCRIPTION)
     if errors:
         raise EndpointError(errors)
     secret = secrets.token_urlsafe(32)
@@ -167,23 +168,16 @@ def redeliver(session: Session, message_id: int, actor: str, client_ip: str = ""
 
     A message a worker is sending right now is refused (DeliveryBusy) unless that worker's lease ran out.
     """
-    now = now or utcnow()
     message = session.get(OutboxMessage, message_id)
     if message is None or message.channel != "webhook":
-        raise DeliveryNotFound(f"No webhook delivery #{message_id}.")
-    if message.state == "sending" and message.next_attempt_at > now:
-        raise DeliveryBusy(f"Delivery #{message_id} is being sent right now. Reload in a minute to see how it went.")
-    before = {"state": message.state, "attempts": message.attempts, "last_error": message.last_error,
-              "sent_at": message.sent_at.isoformat() if message.sent_at else None}
-    result = session.exec(  # compare-and-set: a worker claiming it at this moment wins, we report a conflict
-        sa.update(OutboxMessage)
-        .where(OutboxMessage.id == message.id, OutboxMessage.state == message.state,
-               OutboxMessage.attempts == message.attempts)
-        .values(state="pending", attempts=0, next_attempt_at=now, last_error="", sent_at=None)
-    )
-    if result.rowcount != 1:
-        raise DeliveryBusy(f"Delivery #{message_id} changed while you asked; reload and try again.")
-    session.refresh(message)
+        raise DeliveryNotFound(staff_text("No webhook delivery #%(id)s.", id=message_id))
+    try:
+        before = outbox.requeue(session, message, now)
+    except outbox.MessageBusy as exc:
+        if exc.sending:
+            raise DeliveryBusy(staff_text("Delivery #%(id)s is being sent right now. Reload in a minute to see how it went.",
+                                          id=message_id)) from None
+        raise DeliveryBusy(staff_text("Delivery #%(id)s changed while you asked; reload and try again.", id=message_id)) from None
     audit(session, actor, "webhook.redelivered", f"outbox:{message.id}", before,
           {"state": "pending", "endpoint_id": message.endpoint_id}, client_ip)
     return message

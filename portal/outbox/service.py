@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -44,3 +45,37 @@ def enqueue_webhook_event(session: Session, event_type: str, payload: dict, *, u
         if message:
             queued.append(message)
     return queued
+
+
+class MessageBusy(RuntimeError):
+    """A requeue that lost: a worker holds the message (`sending`) or it changed since it was read."""
+
+    def __init__(self, message_id: int, sending: bool):
+        super().__init__(f"outbox #{message_id} is {'being sent' if sending else 'changed'}")
+        self.message_id = message_id
+        self.sending = sending
+
+
+def requeue(session: Session, message: OutboxMessage, now: datetime | None = None) -> dict:
+    """Put a message back in the queue by hand: pending, due now, a fresh retry budget, no error, not sent.
+
+    The one way staff re-send anything (webhook re-delivery, notification retry); callers decide which
+    states they allow and write their own audit. A message a worker is sending (lease not run out) is
+    refused, and the update is a compare-and-set on (state, attempts), so a worker claiming the row at
+    this moment wins and the caller gets MessageBusy. Returns what the message was before.
+    """
+    now = now or utcnow()
+    if message.state == "sending" and message.next_attempt_at > now:
+        raise MessageBusy(message.id, sending=True)
+    before = {"state": message.state, "attempts": message.attempts, "last_error": message.last_error,
+              "sent_at": message.sent_at.isoformat() if message.sent_at else None}
+    result = session.exec(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id == message.id, OutboxMessage.state == message.state,
+               OutboxMessage.attempts == message.attempts)
+        .values(state="pending", attempts=0, next_attempt_at=now, last_error="", sent_at=None)
+    )
+    if result.rowcount != 1:
+        raise MessageBusy(message.id, sending=False)
+    session.refresh(message)
+    return before

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlmodel import Session, select
 
 import labels
 from portal import i18n
+from portal.brand.cache import current_logo
 from portal.config import Settings
 from portal.documents.store import DocumentStorage, cached_document
 from portal.models import Customer, ExportDeclaration, Order, Return
@@ -67,8 +66,10 @@ def label_data(session: Session, ret: Return, settings: Settings) -> labels.Labe
             country=customer.country, phone=customer.phone,
         ),
         recipient=_address(recipient), lines=lines,
-        drop_off_deadline=(ret.created_at + timedelta(days=service.DROP_OFF_DAYS)).date(),
+        drop_off_deadline=service.last_drop_off_day(ret.created_at, settings),
         created_at=ret.created_at, norway=norway,
+        # The brand is part of the data, so a new logo or colour changes the fingerprint: labels re-render.
+        brand_colour=merchant.brand_colour, logo=logo.content if (logo := current_logo(session)) else None,
     )
 
 

@@ -8,10 +8,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from portal.config import Settings
 from portal.models import (
     MerchantPolicy,
     Order,
@@ -22,7 +25,7 @@ from portal.models import (
     utcnow,
 )
 from portal.returns import identifiers, policy
-from portal.returns.lifecycle import can_advance
+from portal.returns.lifecycle import EXPIRABLE, can_advance
 
 INACTIVE_STATUSES = ("cancelled", "rejected", "expired")
 DEFAULT_REASONS = ("too_small", "too_large", "not_as_described", "damaged", "wrong_item", "changed_mind", "other")
@@ -39,7 +42,8 @@ class ReturnError(Exception):
 
 
 def get_policy(session: Session) -> MerchantPolicy:
-    found = session.exec(select(MerchantPolicy).order_by(MerchantPolicy.id)).first()
+    # The logo (up to 512 KB) loads only when something reads merchant.logo.
+    found = session.exec(select(MerchantPolicy).options(defer(MerchantPolicy.logo)).order_by(MerchantPolicy.id)).first()
     return found or MerchantPolicy(
         refund_methods=list(DEFAULT_RESOLUTIONS), return_reasons=list(DEFAULT_REASONS)
     )
@@ -72,10 +76,11 @@ def find_order(session: Session, number: str, credential: str) -> Order | None:
     if not credential or len(credential) > 254:
         return None
     order = find_order_by_number(session, number)
-    stored_email = order.email.casefold() if order else "\x00"
-    stored_postcode = normalise_postcode(order.postcode) if order else "\x00"
-    email_ok = _same(credential.casefold(), stored_email)
-    postcode_ok = _same(normalise_postcode(credential), stored_postcode)
+    stored_email = order.email.casefold() if order else ""
+    stored_postcode = normalise_postcode(order.postcode) if order else ""
+    # An anonymised order has neither (both empty): nothing typed may match an empty value.
+    email_ok = _same(credential.casefold(), stored_email or "\x00") and bool(stored_email)
+    postcode_ok = _same(normalise_postcode(credential), stored_postcode or "\x00") and bool(stored_postcode)
     return order if order and (email_ok or postcode_ok) else None
 
 
@@ -212,6 +217,8 @@ def record_event(session: Session, ret: Return, type_: str, actor: str, data: di
     event = ReturnEvent(return_id=ret.id, type=type_, actor=actor, data=data or {}, at=at or utcnow())
     session.add(event)
     ret.updated_at = event.at
+    if "ignored_state" in event.data:
+        return event  # a late or backward event (see advance): on the timeline, but nobody is notified
     from portal.notify.hooks import on_return_event  # here: portal.notify imports this module
 
     on_return_event(session, ret, type_, event.at)  # same transaction: the outbox row commits with the event
@@ -268,14 +275,17 @@ def returns_by_order(session: Session, order_id: int) -> dict[int, list[ReturnLi
     return grouped
 
 
-DROP_OFF_DAYS = 14
+def last_drop_off_day(created_at: datetime, settings: Settings) -> date:
+    """The label's last day (merchant's time zone): registration day + RETURN_EXPIRY_DAYS. A return whose
+    parcel was not sent by then expires the day after (portal.returns.expiry)."""
+    return created_at.astimezone(ZoneInfo(settings.timezone)).date() + timedelta(days=settings.return_expiry_days)
 
 
-def drop_off_deadline(ret: Return) -> date | None:
-    """The label is valid for two weeks; after that the return expires unless it was sent."""
-    if ret.status not in ("registered", "label_issued"):
+def drop_off_deadline(ret: Return, settings: Settings) -> date | None:
+    """The last drop-off day while it still matters (label not used yet), else None."""
+    if ret.status not in EXPIRABLE:
         return None
-    return (ret.created_at + timedelta(days=DROP_OFF_DAYS)).date()
+    return last_drop_off_day(ret.created_at, settings)
 
 
 def find_order_by_number(session: Session, number: str) -> Order | None:

@@ -7,8 +7,9 @@ from datetime import date
 
 from sqlmodel import Session, select
 
+from portal.config import Settings
 from portal.models import Order, OrderLine, Refund, Return, ReturnEvent, ReturnLine
-from portal.returns import service
+from portal.returns import exchange_shipment, service
 from portal.returns.refund_estimate import RefundEstimate, estimate_refund
 
 # Event types the consumer sees on the timeline; the rest (audit, internal) stay for staff.
@@ -53,9 +54,11 @@ class StatusView:
     estimate: RefundEstimate | None
     step: int
     drop_off_deadline: date | None
+    exchange_shipment: exchange_shipment.ExchangeShipment | None  # the replacement parcel, once sent
 
 
-def build_status_view(session: Session, ret: Return, tz: str) -> StatusView:
+def build_status_view(session: Session, ret: Return, settings: Settings) -> StatusView:
+    tz = settings.timezone
     order = session.get(Order, ret.order_id)
     events = [e for e in service.events_of(session, ret.id) if e.type in CONSUMER_EVENTS]
     refunds = list(session.exec(select(Refund).where(Refund.return_id == ret.id).order_by(Refund.id)))
@@ -68,5 +71,6 @@ def build_status_view(session: Session, ret: Return, tz: str) -> StatusView:
         refunds=refunds,
         estimate=estimate,
         step=_STEP_OF_STATUS.get(ret.status, 0),
-        drop_off_deadline=service.drop_off_deadline(ret),
+        drop_off_deadline=service.drop_off_deadline(ret, settings),
+        exchange_shipment=exchange_shipment.latest_in(events),
     )

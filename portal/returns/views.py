@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import secrets
 
 import labels
@@ -9,26 +10,35 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, MediaType, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, TooManyRequestsException
 from litestar.di import NamedDependency
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
+from litestar.utils.scope.state import ScopeState
 from sqlmodel import Session
 
+from portal.db import session_scope
 from portal.i18n import COUNTRY_LANGUAGE, pick_language
-from portal.models import Order
+from portal.models import Order, Return
 from portal.returns import labels as return_labels
-from portal.returns import policy, service
+from portal.returns import policy, service, status_cache
 from portal.returns.status import build_status_view
 from portal.web.deps import client_ip
 from portal.web.errors import error_page
-from portal.web.ratelimit import hit
+from portal.web.ratelimit import exhausted, hit
 from portal.web.templating import page
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_FIELD = 1000
+STATUS_RATE_LIMITED = "Too many attempts. Please wait a few minutes and try again."  # in the catalogues
+
+
+def _csrf_input(request: Request) -> str:
+    """The hidden CSRF field exactly as Litestar puts it into rendered templates."""
+    token = ScopeState.from_scope(request.scope).csrf_token
+    return f'<input type="hidden" name="_csrf_token" value="{html.escape(token if isinstance(token, str) else "")}" />'
 
 
 def _text(data: dict[str, Any], name: str, limit: int = MAX_FIELD) -> str:
@@ -139,19 +149,49 @@ class ConsumerController(Controller):
             return self._choose_page(request, db, order, values=values, errors=exc.fields or {"form": exc.code}, status_code=400)
         return Redirect(path=f"/r/{ret.rma}/{ret.status_token}?new=1")
 
-    def _return_for(self, request: Request, db: Session, rma: str, token: str):
-        ret = service.return_by_status_link(db, rma, token)
-        if ret is None:
-            raise NotFoundException("This status link is not valid. Check that you copied the whole link.")
-        explicit = request.query_params.get("lang")
-        request.state.lang = pick_language(explicit, ret.language)
-        return ret
+    def _return_for(self, request: Request, db: Session | None, rma: str, token: str,
+                    find=service.return_by_status_link):
+        """The return of a status link. Wrong links are counted per client address (shared by every
+        process); over the limit every look-up is refused, a right one too, so guessing learns nothing."""
+        settings, engine = request.app.state.settings, request.app.state.engine
+        misses = f"status-miss:{client_ip(request)}"
+        decision = exhausted(engine, misses, settings.status_miss_limit, settings.status_miss_window_s)
+        if decision.allowed:
+            ret = find(db, rma, token)
+            if ret is not None:
+                explicit = request.query_params.get("lang")
+                request.state.lang = pick_language(explicit, ret.language)
+                return ret
+            decision = hit(engine, misses, settings.status_miss_limit, settings.status_miss_window_s)
+            if decision.allowed:
+                raise NotFoundException("This status link is not valid. Check that you copied the whole link.")
+        raise TooManyRequestsException(STATUS_RATE_LIMITED, headers={"Retry-After": str(decision.retry_after_s)})
 
     @get("/r/{rma:str}/{token:str}", name="status", sync_to_thread=True)
-    def status(self, request: Request, rma: FromPath[str], token: FromPath[str], db: NamedDependency[Session]) -> Template:
-        ret = self._return_for(request, db, rma, token)
-        view = build_status_view(db, ret, request.app.state.settings.timezone)
-        return page(request, "pages/status.html", view=view, just_created=request.query_params.get("new") == "1",
+    def status(self, request: Request, rma: FromPath[str], token: FromPath[str]) -> Template | Response:
+        """The hot path: a cached page costs one query (see status_cache); no ORM session unless it renders."""
+        engine = request.app.state.engine
+        link = self._return_for(request, None, rma, token,
+                                find=lambda _db, rma, token: status_cache.find_by_status_link(engine, rma, token))
+        just_created = request.query_params.get("new") == "1"
+        if "lang" in request.query_params:  # the language switcher also sets a cookie: render it afresh
+            with session_scope(engine) as db:
+                return self._status_page(request, db, db.get(Return, link.id), just_created)
+        settings, pages = request.app.state.settings, request.app.state.status_pages
+        key = status_cache.page_key(link, request.state.lang, just_created, request.app.state.brand_cache.get(),
+                                    settings.timezone)
+        html = pages.get(key)
+        if html is None:
+            with session_scope(engine) as db:
+                template = self._status_page(request, db, db.get(Return, link.id), just_created)
+                html = request.app.template_engine.get_template(template.template_name).render(
+                    **template.context, request=request, csrf_input=status_cache.CSRF_MARKER)
+            pages.put(key, html)
+        return Response(html.replace(status_cache.CSRF_MARKER, _csrf_input(request)), media_type=MediaType.HTML)
+
+    def _status_page(self, request: Request, db: Session, ret, just_created: bool) -> Template:
+        view = build_status_view(db, ret, request.app.state.settings)
+        return page(request, "pages/status.html", view=view, just_created=just_created,
                     status_url=f"{request.app.state.settings.base_url}/r/{ret.rma}/{ret.status_token}")
 
     @post("/r/{rma:str}/{token:str}/cancel", name="cancel_return", sync_to_thread=True)

@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
+from portal.i18n import staff_text
 from portal.models import AuditEntry, StaffUser, utcnow
 
 log = logging.getLogger("portal.staff")
@@ -34,22 +35,23 @@ class StaffPrincipal:
     email: str
     name: str
     role: str
+    language: str = "en"  # back-office language: en | sv
 
 
 def principal(user: StaffUser) -> StaffPrincipal:
-    return StaffPrincipal(user.id, user.email, user.name, user.role)
+    return StaffPrincipal(user.id, user.email, user.name, user.role, user.language or "en")
 
 
 def validate_account(email: str, name: str, role: str, password: str | None) -> dict[str, str]:
     errors = {}
     if not _EMAIL.match(email) or len(email) > 254:
-        errors["email"] = "Enter a valid e-mail address."
+        errors["email"] = staff_text("Enter a valid e-mail address.")
     if not name.strip() or len(name) > 120:
-        errors["name"] = "Enter a name (at most 120 characters)."
+        errors["name"] = staff_text("Enter a name (at most 120 characters).")
     if role not in ROLES:
-        errors["role"] = f"Role must be one of: {', '.join(ROLES)}."
+        errors["role"] = staff_text("Role must be one of: %(roles)s.", roles=", ".join(ROLES))
     if password is not None and len(password) < MIN_PASSWORD:
-        errors["password"] = f"Use at least {MIN_PASSWORD} characters."
+        errors["password"] = staff_text("Use at least %(limit)s characters.", limit=MIN_PASSWORD)
     return errors
 
 
@@ -57,7 +59,7 @@ def create_staff(session: Session, email: str, name: str, role: str, password: s
     email = email.strip().lower()
     errors = validate_account(email, name, role, password)
     if not errors and session.exec(select(StaffUser).where(StaffUser.email == email)).first():
-        errors["email"] = "A staff user with this e-mail already exists."
+        errors["email"] = staff_text("A staff user with this e-mail already exists.")
     if errors:
         raise AccountError(errors)
     user = StaffUser(email=email, name=name.strip(), role=role, password_hash=_hasher.hash(password))
@@ -69,7 +71,7 @@ def create_staff(session: Session, email: str, name: str, role: str, password: s
 
 def set_password(session: Session, user: StaffUser, password: str, actor: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AccountError({"password": f"Use at least {MIN_PASSWORD} characters."})
+        raise AccountError({"password": staff_text("Use at least %(limit)s characters.", limit=MIN_PASSWORD)})
     user.password_hash = _hasher.hash(password)
     session.add(user)
     audit(session, actor, "staff.password_changed", f"staff:{user.id}", {}, {})

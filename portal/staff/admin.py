@@ -12,6 +12,7 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlmodel import Session
 
+from portal.i18n import staff_text
 from portal.staff import users
 from portal.staff.accounts import ROLES, AccountError
 from portal.staff.guards import staff_guard, staff_of
@@ -21,11 +22,11 @@ from portal.web.templating import page
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 ADMIN = ("admin",)
 DONE_MESSAGES = {
-    "created": "The user was created. Give them their initial password in person or over the phone.",
-    "role": "The role was changed.",
-    "deactivated": "The user was deactivated. Their open sessions stop working at their next click.",
-    "activated": "The user was reactivated.",
-    "password": "The password was reset. Tell the user in person or over the phone.",
+    "created": staff_text("The user was created. Give them their initial password in person or over the phone."),
+    "role": staff_text("The role was changed."),
+    "deactivated": staff_text("The user was deactivated. Their open sessions stop working at their next click."),
+    "activated": staff_text("The user was reactivated."),
+    "password": staff_text("The password was reset. Tell the user in person or over the phone."),
 }
 
 
@@ -40,7 +41,7 @@ def _user(db: Session, user_id: int):
     try:
         return users.get_user(db, user_id)
     except users.UserNotFound as exc:
-        raise NotFoundException(str(exc)) from exc
+        raise NotFoundException(exc.args[0]) from exc
 
 
 class AdminController(Controller):
@@ -101,7 +102,7 @@ class AdminController(Controller):
         _user(db, user_id)
         wanted = _text(data, "active", 5)
         if wanted not in ("0", "1"):
-            return self._edit(request, db, user_id, 400, errors={"active": "Choose deactivate or reactivate."})
+            return self._edit(request, db, user_id, 400, errors={"active": staff_text("Choose deactivate or reactivate.")})
         try:
             users.set_active(db, staff_of(request), user_id, wanted == "1", client_ip(request))
         except AccountError as exc:

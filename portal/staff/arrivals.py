@@ -12,6 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from portal.i18n import staff_text
 from portal.models import Order, Return, utcnow
 from portal.outbox.service import enqueue_webhook_event
 from portal.returns import service
@@ -25,12 +26,15 @@ BEFORE_ARRIVAL = frozenset({
     "registered", "label_issued", "dropped_off", "in_transit", "at_consolidation", "collected", "customs_cleared",
     "needs_attention",
 })
-# These returns must not be received: the warehouse gets a warning instead.
+# These returns must not be received: the warehouse gets a warning instead (%(rma)s: the return's RMA).
 NOT_RECEIVABLE = {
-    "pending_approval": "is waiting for approval (outside the return period). Do not accept it until it is approved.",
-    "cancelled": "was cancelled by the customer.",
-    "rejected": "was rejected.",
-    "expired": "expired: the label was never used.",
+    "pending_approval": staff_text("Return %(rma)s is waiting for approval (outside the return period). Do not accept "
+                                   "it until it is approved. Do not mark it as received; put the parcel aside and ask support."),
+    "cancelled": staff_text("Return %(rma)s was cancelled by the customer. Do not mark it as received; put the parcel "
+                            "aside and ask support."),
+    "rejected": staff_text("Return %(rma)s was rejected. Do not mark it as received; put the parcel aside and ask support."),
+    "expired": staff_text("Return %(rma)s expired: the label was never used. Do not mark it as received; put the parcel "
+                          "aside and ask support."),
 }
 
 
@@ -100,10 +104,9 @@ def record_arrival(db: Session, ret: Return, staff: StaffPrincipal, code: str = 
                    now: datetime | None = None) -> Arrival:
     """Mark the return as arrived once: header state, arrived_at (fixes the refund's legal due date), timeline."""
     if ret.status in NOT_RECEIVABLE:
-        return Arrival("refused", f"Return {ret.rma} {NOT_RECEIVABLE[ret.status]} Do not mark it as received; "
-                                  "put the parcel aside and ask support.")
+        return Arrival("refused", staff_text(NOT_RECEIVABLE[ret.status], rma=ret.rma))
     if ret.arrived_at is not None or ret.status not in BEFORE_ARRIVAL:
-        return Arrival("already", f"Return {ret.rma} was already received.")
+        return Arrival("already", staff_text("Return %(rma)s was already received.", rma=ret.rma))
     now = now or utcnow()
     before = {"status": ret.status, "arrived_at": None}
     # Compare-and-set: two scanners scanning the same parcel at once record one arrival.
@@ -113,7 +116,7 @@ def record_arrival(db: Session, ret: Return, staff: StaffPrincipal, code: str = 
     ).rowcount == 1
     db.refresh(ret, ["arrived_at", "version", "status"])
     if not won:
-        return Arrival("already", f"Return {ret.rma} was already received.")
+        return Arrival("already", staff_text("Return %(rma)s was already received.", rma=ret.rma))
     order = db.get(Order, ret.order_id)
     service.advance(db, ret, "arrived", staff.email, "parcel.arrived", {"scanned": code}, at=now)
     staff_event(db, ret, staff, "arrival.recorded", before=before,
@@ -122,4 +125,4 @@ def record_arrival(db: Session, ret: Return, staff: StaffPrincipal, code: str = 
         "rma": ret.rma, "order_number": order.number if order else None, "arrived_at": now.isoformat(),
     }, unique=str(ret.id), return_id=ret.id)
     db.flush()
-    return Arrival("arrived", f"Return {ret.rma} is marked as arrived.")
+    return Arrival("arrived", staff_text("Return %(rma)s is marked as arrived.", rma=ret.rma))

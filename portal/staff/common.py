@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.exceptions import ClientException, NotFoundException
 from sqlmodel import Session, select
 
+from portal.i18n import staff_text
 from portal.models import Return, ReturnEvent
 from portal.returns import service
 from portal.returns.identifiers import normalise_rma
@@ -18,16 +19,16 @@ class VersionConflict(ClientException):
 def return_by_rma(db: Session, rma: str) -> Return:
     ret = db.exec(select(Return).where(Return.rma == normalise_rma(rma))).first()
     if ret is None:
-        raise NotFoundException(f"No return with RMA {rma}.")
+        raise NotFoundException(staff_text("No return with RMA %(rma)s.", rma=rma))
     return ret
 
 
 def check_version(ret: Return, submitted: str | int | None) -> None:
     """Optimistic concurrency: the form carries the version it was rendered from."""
     if str(submitted) != str(ret.version):
-        raise VersionConflict(
-            f"Someone else changed return {ret.rma} after you opened it. Reload the page to see their changes."
-        )
+        raise VersionConflict(staff_text(
+            "Someone else changed return %(rma)s after you opened it. Reload the page to see their changes.", rma=ret.rma
+        ))
 
 
 def bump_version(db: Session, ret: Return, expected: int) -> None:
@@ -38,7 +39,8 @@ def bump_version(db: Session, ret: Return, expected: int) -> None:
         sa.update(Return).where(Return.id == ret.id, Return.version == expected).values(version=expected + 1)
     )
     if result.rowcount != 1:
-        raise VersionConflict(f"Someone else changed return {ret.rma} at the same time. Reload and try again.")
+        raise VersionConflict(staff_text("Someone else changed return %(rma)s at the same time. Reload and try again.",
+                                         rma=ret.rma))
     ret.version = expected + 1
 
 

@@ -12,6 +12,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from sqlmodel import Session
 
+from portal.i18n import staff_text
 from portal.models import StaffUser
 from portal.staff.accounts import StaffPrincipal, principal
 
@@ -22,11 +23,11 @@ SEEN_KEY = "staff_seen"
 def staff_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     user = current_staff(connection)
     if user is None:
-        raise NotAuthorizedException("Please log in.")
+        raise NotAuthorizedException(staff_text("Please log in."))
+    connection.state.staff = user  # also before a refusal: the error page speaks the user's language
     allowed = handler.opt.get("roles") or ("admin",)
     if user.role != "admin" and user.role not in allowed:
-        raise PermissionDeniedException("Your role does not give access to this page.")
-    connection.state.staff = user
+        raise PermissionDeniedException(staff_text("Your role does not give access to this page."))
 
 
 def current_staff(connection: ASGIConnection) -> StaffPrincipal | None:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from sqlmodel import Session, select
 
+from portal.i18n import staff_text
 from portal.norway.customs_match import record_inspected_state
 from portal.models import Order, OrderLine, Refund, Return, ReturnLine
 from portal.outbox.service import enqueue_webhook_event
@@ -20,16 +21,18 @@ from portal.returns import service
 from portal.returns.lifecycle import can_advance
 from portal.staff.accounts import StaffPrincipal
 from portal.staff.common import bump_version, check_version, staff_event
+from portal.staff.vocabulary import term
 
 CONDITIONS = ("as_new", "opened", "damaged", "wrong_item", "missing")
 CONDITION_LABELS = {
-    "as_new": "As new", "opened": "Opened / tried on", "damaged": "Damaged", "wrong_item": "Wrong item",
-    "missing": "Missing",
+    "as_new": staff_text("As new"), "opened": staff_text("Opened / tried on"), "damaged": staff_text("Damaged"),
+    "wrong_item": staff_text("Wrong item"), "missing": staff_text("Missing"),
 }
 ACCEPTANCES = ("pending", "accepted", "rejected")
-ACCEPTANCE_LABELS = {"pending": "Not decided yet", "accepted": "Accepted", "rejected": "Rejected"}
+ACCEPTANCE_LABELS = {"pending": staff_text("Not decided yet"), "accepted": staff_text("Accepted"),
+                     "rejected": staff_text("Rejected")}
 DISPOSITIONS = ("restock", "discard", "repair")
-DISPOSITION_LABELS = {"restock": "Restock", "discard": "Discard", "repair": "Repair"}
+DISPOSITION_LABELS = {"restock": staff_text("Restock"), "discard": staff_text("Discard"), "repair": staff_text("Repair")}
 # Returned-goods relief (F01) needs the goods back in the state they were exported in.
 RELIEF_SAFE_CONDITIONS = frozenset({"as_new", "opened"})
 INSPECTABLE = frozenset({"arrived", "inspected", "needs_attention"})
@@ -79,40 +82,40 @@ def validate(lines: list[ReturnLine], form: Mapping[str, str]) -> tuple[list[Lin
         raw_qty = form.get(names["received"], "").strip()
         received = None
         if not raw_qty:
-            errors[names["received"]] = "Enter how many units arrived (0 if none)."
+            errors[names["received"]] = staff_text("Enter how many units arrived (0 if none).")
         elif not raw_qty.isdigit():
-            errors[names["received"]] = "Enter a whole number, 0 or more."
+            errors[names["received"]] = staff_text("Enter a whole number, 0 or more.")
         elif int(raw_qty) > line.quantity:
-            errors[names["received"]] = (f"At most {line.quantity}: the customer returned {line.quantity}. "
-                                         "Extra units belong to another return.")
+            errors[names["received"]] = staff_text("At most %(quantity)s: the customer returned %(quantity)s. "
+                                                   "Extra units belong to another return.", quantity=line.quantity)
         else:
             received = int(raw_qty)
 
         condition = form.get(names["condition"], "").strip() or None
         if condition is not None and condition not in CONDITIONS:
-            errors[names["condition"]] = "Choose a condition from the list."
+            errors[names["condition"]] = staff_text("Choose a condition from the list.")
         elif condition is None and received:
-            errors[names["condition"]] = "Choose the condition of what arrived."
+            errors[names["condition"]] = staff_text("Choose the condition of what arrived.")
         elif condition is None and received == 0:
             condition = "missing"
 
         acceptance = form.get(names["acceptance"], "").strip() or "pending"
         if acceptance not in ACCEPTANCES:
-            errors[names["acceptance"]] = "Choose accept or reject."
+            errors[names["acceptance"]] = staff_text("Choose accept or reject.")
         elif acceptance == "accepted" and received == 0:
-            errors[names["acceptance"]] = "Nothing of this line arrived, so there is nothing to accept."
+            errors[names["acceptance"]] = staff_text("Nothing of this line arrived, so there is nothing to accept.")
 
         reason = form.get(names["rejection_reason"], "").strip()
         if acceptance == "rejected" and not reason:
-            errors[names["rejection_reason"]] = "Say why this line is rejected (the customer will ask)."
+            errors[names["rejection_reason"]] = staff_text("Say why this line is rejected (the customer will ask).")
         elif len(reason) > MAX_REASON:
-            errors[names["rejection_reason"]] = f"At most {MAX_REASON} characters."
+            errors[names["rejection_reason"]] = staff_text("At most %(limit)s characters.", limit=MAX_REASON)
 
         disposition = form.get(names["disposition"], "").strip() or None
         if disposition is not None and disposition not in DISPOSITIONS:
-            errors[names["disposition"]] = "Choose restock, discard or repair."
+            errors[names["disposition"]] = staff_text("Choose restock, discard or repair.")
         elif disposition is None and acceptance == "accepted":
-            errors[names["disposition"]] = "Choose what happens to the accepted goods: restock, discard or repair."
+            errors[names["disposition"]] = staff_text("Choose what happens to the accepted goods: restock, discard or repair.")
 
         if received is not None and not any(n in errors for n in names.values()):
             decisions.append(LineDecision(
@@ -125,12 +128,15 @@ def validate(lines: list[ReturnLine], form: Mapping[str, str]) -> tuple[list[Lin
 def refusal(db: Session, ret: Return) -> str | None:
     """Why this return cannot be inspected now, or None."""
     if ret.arrived_at is None and ret.status not in INSPECTABLE:
-        return f"Return {ret.rma} has not arrived yet (status: {ret.status.replace('_', ' ')}). Scan the parcel at the receiving station first."
+        return staff_text("Return %(rma)s has not arrived yet (status: %(status)s). Scan the parcel at the receiving "
+                          "station first.", rma=ret.rma, status=term("status", ret.status))
     if ret.status not in INSPECTABLE:
-        return f"Return {ret.rma} is {ret.status.replace('_', ' ')}; its inspection can no longer be changed."
+        return staff_text("Return %(rma)s is %(status)s; its inspection can no longer be changed.", rma=ret.rma,
+                          status=term("status", ret.status))
     paid = db.exec(select(Refund.id).where(Refund.return_id == ret.id, Refund.state != "failed")).first()
     if paid is not None:
-        return f"A refund was already requested for return {ret.rma}; its inspection can no longer be changed."
+        return staff_text("A refund was already requested for return %(rma)s; its inspection can no longer be changed.",
+                          rma=ret.rma)
     return None
 
 

@@ -12,6 +12,7 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlmodel import Session
 
+from portal.i18n import StaffText, staff_text
 from portal.models import Order, Return, utcnow
 from portal.staff import arrivals, inspection
 from portal.staff.common import VersionConflict, return_by_rma
@@ -43,12 +44,15 @@ def _scans(request: Request) -> list[dict]:
                 at = datetime.fromisoformat(str(entry.get("at")))
             except ValueError:
                 continue
-            scans.append({**entry, "at": at})
+            outcome = staff_text(str(entry.get("outcome", "")), **(entry.get("outcome_values") or {}))
+            scans.append({**entry, "at": at, "outcome": outcome})
     return scans
 
 
-def _remember_scan(request: Request, code: str, outcome: str, rma: str = "") -> None:
-    entry = {"at": utcnow().isoformat(), "code": code, "rma": rma, "outcome": outcome}
+def _remember_scan(request: Request, code: str, outcome: StaffText, rma: str = "") -> None:
+    # The message and its values, not the English text: the list is shown in the staff user's language.
+    values = {k: str(v) for k, v in outcome.values.items()}
+    entry = {"at": utcnow().isoformat(), "code": code, "rma": rma, "outcome": outcome.msgid, "outcome_values": values}
     stored = (request.session or {}).get(SCANS_KEY)
     previous = stored if isinstance(stored, list) else []
     request.set_session({**(request.session or {}), SCANS_KEY: [entry, *previous][:SCANS_KEPT]})
@@ -79,20 +83,23 @@ class ReceivingController(Controller):
         request.state.lang = "en"
         code = arrivals.clean_code(_text(data, "code"))
         if not code:
-            return self._station(request, 400, error="Scan a label or type an RMA, order or tracking number.")
+            return self._station(request, 400, error=staff_text("Scan a label or type an RMA, order or tracking number."))
         found = arrivals.find_return(db, code)
         if found.choices:
-            _remember_scan(request, code, f"order {found.order.number}: {len(found.choices)} returns, choose one")
+            _remember_scan(request, code, staff_text("order %(number)s: %(count)s returns, choose one",
+                                                     number=found.order.number, count=len(found.choices)))
             return self._station(request, choices=found.choices, order=found.order,
-                                 warning=f"Order {found.order.number} has {len(found.choices)} returns. "
-                                         "Scan the RMA on the label, or choose the return below.")
+                                 warning=staff_text("Order %(number)s has %(count)s returns. Scan the RMA on the "
+                                                    "label, or choose the return below.",
+                                                    number=found.order.number, count=len(found.choices)))
         if found.ret is None:
-            _remember_scan(request, code, "not found")
-            return self._station(request, 404, error=f"No return found for '{code}'")
+            _remember_scan(request, code, staff_text("not found"))
+            return self._station(request, 404, error=staff_text("No return found for '%(code)s'", code=code))
         ret = found.ret
         arrival = arrivals.record_arrival(db, ret, staff_of(request), code)
-        _remember_scan(request, code, {"arrived": "marked arrived", "already": "already received",
-                                       "refused": f"not received: {ret.status.replace('_', ' ')}"}[arrival.outcome], ret.rma)
+        _remember_scan(request, code, {"arrived": staff_text("marked arrived"), "already": staff_text("already received"),
+                                       "refused": staff_text("not received: %(status)s", status=ret.status.replace("_", " "))
+                                       }[arrival.outcome], ret.rma)
         if arrival.outcome == "refused":
             db.rollback()
             return self._station(request, 409, warning=arrival.message, warned=ret)
@@ -135,8 +142,9 @@ class ReceivingController(Controller):
         values = {name: _text(data, name, 600) for line, _ in pairs for name in inspection.field_names(line.id).values()}
         version = _text(data, "version", 20)
         if version != str(ret.version):
-            return self._conflict(request, db, ret, f"Someone else changed return {ret.rma} after you opened it. "
-                                                    "Nothing of yours was saved: check the values below and submit again.")
+            return self._conflict(request, db, ret, staff_text(
+                "Someone else changed return %(rma)s after you opened it. Nothing of yours was saved: check the "
+                "values below and submit again.", rma=ret.rma))
         decisions, errors = inspection.validate([line for line, _ in pairs], values)
         if errors:
             db.rollback()
@@ -144,9 +152,9 @@ class ReceivingController(Controller):
         try:
             result = inspection.apply_inspection(db, ret, staff_of(request), version, decisions)
         except VersionConflict as exc:
-            return self._conflict(request, db, ret, f"{exc.detail} Nothing of yours was saved.")
+            return self._conflict(request, db, ret, staff_text("%(problem)s Nothing of yours was saved.", problem=exc.detail))
         except inspection.InspectionRefused as exc:
-            return self._conflict(request, db, ret, str(exc))
+            return self._conflict(request, db, ret, exc.args[0])
         outcome = "partial" if result.partial else ("inspected" if result.complete else "saved")
         return Redirect(path=f"/staff/returns/{ret.rma}/inspect", query_params={"saved": "1", "outcome": outcome})
 

@@ -15,6 +15,7 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Response, Template
 from sqlmodel import Session
 
+from portal.i18n import staff_text
 from portal.models import Return
 from portal.staff import refunding
 from portal.staff.common import return_by_rma
@@ -29,10 +30,10 @@ FORM_FIELDS = {
     "replacement_name": 300, "quantity": 12, "unit_price": 30, "reference": 200, "back": 10,
 }
 DONE_MESSAGES = {
-    "issued": "The refund is requested: the shop has been notified and will pay it.",
-    "exchange": "The exchange is recorded and the shop has been notified.",
-    "paid": "The refund is marked as paid.",
-    "retried": "The refund is sent to the shop again.",
+    "issued": staff_text("The refund is requested: the shop has been notified and will pay it."),
+    "exchange": staff_text("The exchange is recorded and the shop has been notified."),
+    "paid": staff_text("The refund is marked as paid."),
+    "retried": staff_text("The refund is sent to the shop again."),
 }
 
 
@@ -103,7 +104,7 @@ class RefundController(Controller):
             return _render(request, plan, 400, values=form, errors=exc.fields, message=exc.message)
         if form["action"] == "preview":
             return _render(request, refunding.build_plan(db, ret, choice, tz),
-                           message="Recalculated with your deductions. Nothing is issued until you click Issue.",
+                           message=staff_text("Recalculated with your deductions. Nothing is issued until you click Issue."),
                            message_kind="success")
         try:
             refund = refunding.issue_refund(db, ret, staff_of(request), choice, sequence=form["sequence"],
@@ -114,7 +115,7 @@ class RefundController(Controller):
                            message=exc.message)
         except refunding.RefundConflict as exc:
             ret = _reload(db, ret)
-            return _render(request, refunding.build_plan(db, ret, None, tz), 409, message=str(exc))
+            return _render(request, refunding.build_plan(db, ret, None, tz), 409, message=exc.args[0])
         return Redirect(path=f"/staff/returns/{ret.rma}/refund", query_params={"done": "issued", "refund": str(refund.id)})
 
     @post("/returns/{rma:str}/exchange", name="staff_exchange", opt={"roles": ("admin",)}, sync_to_thread=True)
@@ -155,7 +156,7 @@ class RefundController(Controller):
                            refund_values={refund_id: form["reference"]})
         except refunding.RefundConflict as exc:
             db.rollback()
-            return error_page(request, 409, str(exc))
+            return error_page(request, 409, exc.args[0])
         return self._back(form, ret, "paid")
 
     @post("/refunds/{id:int}/retry", name="staff_refund_retry", opt={"roles": ("admin",)}, sync_to_thread=True)
@@ -168,7 +169,7 @@ class RefundController(Controller):
             refunding.retry_refund(db, refund_id, staff_of(request))
         except refunding.RefundConflict as exc:
             db.rollback()
-            return error_page(request, 409, str(exc))
+            return error_page(request, 409, exc.args[0])
         return self._back(form, ret, "retried")
 
     @staticmethod
@@ -176,7 +177,7 @@ class RefundController(Controller):
         try:
             refund, ret, _order = refunding.get_refund(db, refund_id)
         except refunding.RefundNotFound as exc:
-            raise NotFoundException(str(exc)) from exc
+            raise NotFoundException(exc.args[0]) from exc
         return refund, ret
 
     @staticmethod

@@ -33,12 +33,14 @@ from babel.numbers import get_currency_precision
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from portal.i18n import staff_text
 from portal.models import Exchange, Order, OrderLine, Refund, Return, ReturnEvent, ReturnLine, utcnow
 from portal.outbox.service import enqueue_webhook_event
 from portal.returns import refunds, service
 from portal.returns.refund_estimate import priced_order
 from portal.staff.accounts import StaffPrincipal
 from portal.staff.common import VersionConflict, staff_event
+from portal.staff.vocabulary import term
 
 UNPAID_STATES = ("pending", "due", "requested")  # waiting for the shop to pay
 REFUND_STATES = (*UNPAID_STATES, "issued", "failed")
@@ -49,6 +51,13 @@ MAX_REFERENCE = 100
 MAX_REASON = 500
 # Events that show the goods are here, for returns whose arrival time was not stamped on the header.
 ARRIVAL_EVENTS = ("parcel.arrived", "return.arrived", "return.received", "parcel.received", "return.inspected")
+
+
+# How many units of a line can still be exchanged (the message for an accepted line, and for one not inspected yet).
+_ONLY_ACCEPTED = staff_text("Only %(available)s unit(s) of %(sku)s can still be exchanged (%(base)s returned and accepted, "
+                            "%(settled)s already exchanged or refunded).")
+_ONLY_RETURNED = staff_text("Only %(available)s unit(s) of %(sku)s can still be exchanged (%(base)s returned, "
+                            "%(settled)s already exchanged or refunded).")
 
 
 class RefundError(Exception):
@@ -77,15 +86,16 @@ def parse_money(text: str, currency: str) -> int:
     """'120', '120.50' or '120,50' in major units → minor units; ValueError with a message otherwise."""
     cleaned = text.strip().replace(" ", "").replace("\u00a0", "")
     if not _AMOUNT.match(cleaned):
-        raise ValueError(f"Enter an amount like 120.50 ({currency}).")
+        raise ValueError(staff_text("Enter an amount like 120.50 (%(currency)s).", currency=currency))
     digits = get_currency_precision(currency)
     try:
         amount = Decimal(cleaned.replace(",", "."))
     except InvalidOperation as exc:  # pragma: no cover - the pattern already excludes this
-        raise ValueError(f"Enter an amount like 120.50 ({currency}).") from exc
+        raise ValueError(staff_text("Enter an amount like 120.50 (%(currency)s).", currency=currency)) from exc
     minor = amount.scaleb(digits)
     if minor != minor.to_integral_value():
-        raise ValueError(f"{currency} has {digits} decimals; {text.strip()} has more.")
+        raise ValueError(staff_text("%(currency)s has %(digits)s decimals; %(amount)s has more.", currency=currency,
+                                    digits=digits, amount=text.strip()))
     return int(minor)
 
 
@@ -349,20 +359,20 @@ def parse_deductions(form: dict[str, str], plan: RefundPlan) -> DeductionChoice:
         try:
             amount = parse_money(amount_text, currency)
         except ValueError as exc:
-            errors["diminished_amount"] = str(exc)
+            errors["diminished_amount"] = exc.args[0]
     if amount > 0 and not reason:
-        errors["diminished_reason"] = "Say why the value is diminished (the customer sees this on the refund)."
+        errors["diminished_reason"] = staff_text("Say why the value is diminished (the customer sees this on the refund).")
     if len(reason) > MAX_REASON:
-        errors["diminished_reason"] = f"Keep the reason under {MAX_REASON} characters."
+        errors["diminished_reason"] = staff_text("Keep the reason under %(limit)s characters.", limit=MAX_REASON)
     line_id = None
     if line_text:
         allowed = {v.order_line.id for v in plan.lines if v.accepted > 0}
         if not line_text.isdigit() or int(line_text) not in allowed:
-            errors["diminished_line"] = "Choose one of the accepted lines of this return, or the whole return."
+            errors["diminished_line"] = staff_text("Choose one of the accepted lines of this return, or the whole return.")
         else:
             line_id = int(line_text)
     if errors:
-        raise RefundError("Check the deductions.", errors)
+        raise RefundError(staff_text("Check the deductions."), errors)
     return DeductionChoice(return_fee=form.get("return_fee") in ("1", "on", "yes", "true"),
                            diminished_minor=amount, diminished_reason=reason if amount else "",
                            diminished_line_id=line_id if amount else None)
@@ -381,16 +391,17 @@ def _bump(db: Session, ret: Return) -> None:
     result = db.exec(sa.update(Return).where(Return.id == ret.id, Return.version == ret.version)
                      .values(version=ret.version + 1))
     if result.rowcount != 1:  # pragma: no cover - the row is locked by _lock_return
-        raise VersionConflict(f"Someone else changed return {ret.rma} at the same time. Reload and try again.")
+        raise VersionConflict(staff_text("Someone else changed return %(rma)s at the same time. Reload and try again.",
+                                         rma=ret.rma))
     ret.version += 1
 
 
 def _check_version(ret: Return, submitted: str | None) -> None:
     if str(submitted or "").strip() != str(ret.version):
-        raise VersionConflict(
-            f"Someone else changed return {ret.rma} after you opened it (for example the inspection). "
-            "Reload the page and check the refund again."
-        )
+        raise VersionConflict(staff_text(
+            "Someone else changed return %(rma)s after you opened it (for example the inspection). "
+            "Reload the page and check the refund again.", rma=ret.rma
+        ))
 
 
 def refund_payload(refund: Refund, ret: Return, order: Order) -> dict:
@@ -421,21 +432,21 @@ def issue_refund(db: Session, ret: Return, staff: StaffPrincipal, choice: Deduct
     current = next_sequence(stored)
     if str(sequence or "").strip() != str(current):
         if any(r.state == "failed" for r in stored):
-            raise RefundConflict("A refund of this return failed: retry it or mark it paid instead of issuing a new one.")
-        raise RefundConflict(f"A refund for return {ret.rma} was already issued after you opened the page. "
-                             "Nothing was paid twice; check the refunds below.")
+            raise RefundConflict(staff_text("A refund of this return failed: retry it or mark it paid instead of issuing a new one."))
+        raise RefundConflict(staff_text("A refund for return %(rma)s was already issued after you opened the page. "
+                                        "Nothing was paid twice; check the refunds below.", rma=ret.rma))
     _check_version(ret, version)
     plan = build_plan(db, ret, choice, tz)
     if plan.failed_refund is not None:
-        raise RefundConflict("A refund of this return failed: retry it or mark it paid instead of issuing a new one.")
+        raise RefundConflict(staff_text("A refund of this return failed: retry it or mark it paid instead of issuing a new one."))
     if choice.diminished_line_id is not None and choice.diminished_line_id not in {e.line_id for e in plan.entries}:
-        raise RefundError("Check the deductions.", {"diminished_line": "Nothing is left to refund on this line."})
+        raise RefundError(staff_text("Check the deductions."), {"diminished_line": staff_text("Nothing is left to refund on this line.")})
     if plan.error:
-        raise RefundError(f"The refund cannot be calculated: {plan.error}")
+        raise RefundError(staff_text("The refund cannot be calculated: %(problem)s", problem=plan.error))
     if plan.breakdown is None or plan.total_minor <= 0:
         raise RefundError(_nothing_to_refund(plan))
     if str(shown_total or "").strip() != str(plan.total_minor):
-        raise RefundError("The deductions changed the amount. Check the new calculation below and issue again.",
+        raise RefundError(staff_text("The deductions changed the amount. Check the new calculation below and issue again."),
                           {"form": "recalculated"})
     now = utcnow()
     refund = Refund(
@@ -447,7 +458,8 @@ def issue_refund(db: Session, ret: Return, staff: StaffPrincipal, choice: Deduct
         with db.begin_nested():
             db.add(refund)
     except IntegrityError as exc:  # a concurrent click won the same sequence
-        raise RefundConflict(f"A refund for return {ret.rma} was already issued. Nothing was paid twice.") from exc
+        raise RefundConflict(staff_text("A refund for return %(rma)s was already issued. Nothing was paid twice.",
+                                        rma=ret.rma)) from exc
     _bump(db, ret)
     staff_event(db, ret, staff, "refund.requested", before={"refunds": len(stored)},
                 after={"refund_id": refund.id, "amount_minor": refund.amount_minor, "currency": refund.currency},
@@ -464,11 +476,11 @@ def issue_refund(db: Session, ret: Return, staff: StaffPrincipal, choice: Deduct
 def _nothing_to_refund(plan: RefundPlan) -> str:
     if not any(v.accepted for v in plan.lines):
         if plan.pending_inspection:
-            return "Nothing to refund yet: no line of this return has been accepted at inspection."
-        return "Nothing to refund: no line of this return was accepted at inspection."
+            return staff_text("Nothing to refund yet: no line of this return has been accepted at inspection.")
+        return staff_text("Nothing to refund: no line of this return was accepted at inspection.")
     if not plan.entries:
-        return "Nothing left to refund: every accepted item of this return is already refunded."
-    return "Nothing to refund: the refund comes to 0 (like-for-like exchanges, or deductions take it all). No refund was created."
+        return staff_text("Nothing left to refund: every accepted item of this return is already refunded.")
+    return staff_text("Nothing to refund: the refund comes to 0 (like-for-like exchanges, or deductions take it all). No refund was created.")
 
 
 def _fully_settled(db: Session, ret: Return, plan: RefundPlan, new: Refund) -> bool:
@@ -487,7 +499,7 @@ def _fully_settled(db: Session, ret: Return, plan: RefundPlan, new: Refund) -> b
 def get_refund(db: Session, refund_id: int) -> tuple[Refund, Return, Order]:
     refund = db.get(Refund, refund_id)
     if refund is None:
-        raise RefundNotFound(f"No refund with id {refund_id}.")
+        raise RefundNotFound(staff_text("No refund with id %(id)s.", id=refund_id))
     ret = db.get(Return, refund.return_id)
     return refund, ret, db.get(Order, ret.order_id)
 
@@ -521,7 +533,8 @@ def record_payment(db: Session, refund_id: int, reference: str | None, actor: st
                        external_ref=reference or refund.external_ref, failure_reason=""):
         if refund.state == "issued":  # a concurrent callback got there first
             return CallbackResult(refund, False)
-        raise RefundConflict(f"Refund {refund.id} is {refund.state}; it cannot be marked paid.")  # pragma: no cover
+        raise RefundConflict(staff_text("Refund %(id)s is %(state)s; it cannot be marked paid.", id=refund.id,
+                                        state=term("refund_state", refund.state)))  # pragma: no cover
     data = {"refund_id": refund.id, "amount_minor": refund.amount_minor, "currency": refund.currency,
             "external_ref": refund.external_ref}
     if staff is not None:
@@ -542,11 +555,11 @@ def record_failure(db: Session, refund_id: int, reason: str | None, actor: str) 
     if refund.state == "failed":
         return CallbackResult(refund, False)
     if refund.state == "issued":
-        raise RefundConflict(f"Refund {refund.id} is already paid; a failure can no longer be recorded.")
+        raise RefundConflict(staff_text("Refund %(id)s is already paid; a failure can no longer be recorded.", id=refund.id))
     if not _swap_state(db, refund, UNPAID_STATES, state="failed", failure_reason=reason):
         if refund.state == "failed":
             return CallbackResult(refund, False)
-        raise RefundConflict(f"Refund {refund.id} is already paid; a failure can no longer be recorded.")
+        raise RefundConflict(staff_text("Refund %(id)s is already paid; a failure can no longer be recorded.", id=refund.id))
     service.record_event(db, ret, "refund.failed", actor, {
         "refund_id": refund.id, "amount_minor": refund.amount_minor, "currency": refund.currency, "reason": reason,
         "attempt": refund.attempts,
@@ -558,12 +571,13 @@ def record_failure(db: Session, refund_id: int, reason: str | None, actor: str) 
 def mark_paid(db: Session, refund_id: int, staff: StaffPrincipal, reference: str) -> Refund:
     reference = reference.strip()
     if not reference:
-        raise RefundError("Enter the payment reference.", {"reference": "Enter the payment reference (bank or PSP id)."})
+        raise RefundError(staff_text("Enter the payment reference."), {"reference": staff_text("Enter the payment reference (bank or PSP id).")})
     if len(reference) > MAX_REFERENCE:
-        raise RefundError("The reference is too long.", {"reference": f"At most {MAX_REFERENCE} characters."})
+        raise RefundError(staff_text("The reference is too long."), {"reference": staff_text("At most %(limit)s characters.", limit=MAX_REFERENCE)})
     refund, _ret, _order = get_refund(db, refund_id)
     if refund.state == "issued":
-        raise RefundConflict(f"Refund {refund.id} is already paid (reference {refund.external_ref or 'none'}).")
+        raise RefundConflict(staff_text("Refund %(id)s is already paid (reference %(reference)s).", id=refund.id,
+                                        reference=refund.external_ref or staff_text("none")))
     return record_payment(db, refund_id, reference, staff.email, staff=staff).refund
 
 
@@ -571,12 +585,13 @@ def retry_refund(db: Session, refund_id: int, staff: StaffPrincipal) -> Refund:
     """A failed refund goes back to the shop: state requested, one more attempt, the webhook sent again."""
     refund, ret, order = get_refund(db, refund_id)
     if refund.state != "failed":
-        raise RefundConflict(f"Refund {refund.id} is {refund.state}; only a failed refund can be retried.")
+        raise RefundConflict(staff_text("Refund %(id)s is %(state)s; only a failed refund can be retried.", id=refund.id,
+                                        state=term("refund_state", refund.state)))
     failure = refund.failure_reason
     attempt = refund.attempts + 1
     if not _swap_state(db, refund, ("failed",), state="requested", attempts=attempt, failure_reason="",
                        requested_by=staff.email, requested_at=utcnow()):
-        raise RefundConflict(f"Refund {refund.id} was retried by someone else at the same time.")
+        raise RefundConflict(staff_text("Refund %(id)s was retried by someone else at the same time.", id=refund.id))
     staff_event(db, ret, staff, "refund.retried", before={"state": "failed", "failure_reason": failure},
                 after={"state": "requested", "attempts": attempt}, refund_id=refund.id)
     enqueue_webhook_event(db, "refund.requested", refund_payload(refund, ret, order),
@@ -596,23 +611,23 @@ def parse_exchange(form: dict[str, str], currency: str) -> ExchangeInput:
     quantity_text = form.get("quantity", "").strip()
     price_text = form.get("unit_price", "").strip()
     if not line_text.isdigit():
-        errors["return_line_id"] = "Choose the returned line this replaces."
+        errors["return_line_id"] = staff_text("Choose the returned line this replaces.")
     if not sku or len(sku) > 64:
-        errors["replacement_sku"] = "Enter the replacement's SKU (at most 64 characters)."
+        errors["replacement_sku"] = staff_text("Enter the replacement's SKU (at most 64 characters).")
     if not name or len(name) > 200:
-        errors["replacement_name"] = "Enter the replacement's name (at most 200 characters)."
+        errors["replacement_name"] = staff_text("Enter the replacement's name (at most 200 characters).")
     quantity = 0
     if not quantity_text.isdigit() or not 1 <= int(quantity_text) <= 1000:
-        errors["quantity"] = "Enter a whole number of units, at least 1."
+        errors["quantity"] = staff_text("Enter a whole number of units, at least 1.")
     else:
         quantity = int(quantity_text)
     price = 0
     try:
         price = parse_money(price_text, currency)
     except ValueError as exc:
-        errors["unit_price"] = str(exc)
+        errors["unit_price"] = exc.args[0]
     if errors:
-        raise RefundError("Check the exchange.", errors)
+        raise RefundError(staff_text("Check the exchange."), errors)
     return ExchangeInput(int(line_text), sku, name, quantity, price)
 
 
@@ -624,7 +639,7 @@ def record_exchange(db: Session, ret: Return, staff: StaffPrincipal, data: Excha
     plan = build_plan(db, ret, DeductionChoice(), tz)
     view = next((v for v in plan.lines if v.return_line.id == data.return_line_id), None)
     if view is None:
-        raise RefundError("Check the exchange.", {"return_line_id": "That line is not part of this return."})
+        raise RefundError(staff_text("Check the exchange."), {"return_line_id": staff_text("That line is not part of this return.")})
     order_line = view.order_line
     base = view.accepted if view.return_line.acceptance != "pending" else view.return_line.quantity
     covered_line, covered_exchange = _covered(plan.refunds)
@@ -632,12 +647,11 @@ def record_exchange(db: Session, ret: Return, staff: StaffPrincipal, data: Excha
     settled = covered_line.get(order_line.id, 0) + max(exchanged, covered_exchange.get(order_line.id, 0))
     available = base - settled
     if view.return_line.acceptance == "rejected":
-        raise RefundError("Check the exchange.", {"return_line_id": "This line was rejected at inspection."})
+        raise RefundError(staff_text("Check the exchange."), {"return_line_id": staff_text("This line was rejected at inspection.")})
     if data.quantity > available:
-        raise RefundError("Check the exchange.", {
-            "quantity": f"Only {max(0, available)} unit(s) of {order_line.sku} can still be exchanged "
-                        f"({base} returned{' and accepted' if view.return_line.acceptance == 'accepted' else ''}, "
-                        f"{settled} already exchanged or refunded)."})
+        raise RefundError(staff_text("Check the exchange."), {
+            "quantity": staff_text(_ONLY_ACCEPTED if view.return_line.acceptance == "accepted" else _ONLY_RETURNED,
+                                   available=max(0, available), sku=order_line.sku, base=base, settled=settled)})
     priced = priced_order(plan.order, service.order_lines(db, plan.order.id))
     net_paid = refunds.line_net_paid(priced)[order_line.id]
     prior = prior_refunds(order_refunds(db, plan.order.id))

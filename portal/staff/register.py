@@ -10,29 +10,29 @@ from datetime import date
 from sqlmodel import Session
 
 from portal.config import SUPPORTED_LANGUAGES
-from portal.i18n import COUNTRY_LANGUAGE
+from portal.i18n import COUNTRY_LANGUAGE, staff_text
 from portal.models import Customer, Order, OrderLine, Return
 from portal.returns import policy, service
 from portal.staff.accounts import StaffPrincipal
 
 # English for staff; the codes come from portal.returns.policy / service.
 MESSAGES = {
-    "quantity_not_number": "Enter the quantity as a whole number.",
-    "quantity_too_many": "That is more than can still be returned for this line.",
-    "line_not_returnable": "This line cannot be returned.",
-    "reason_missing": "Choose a reason for this line.",
-    "comment_too_long": "The comment is too long (at most 1000 characters).",
-    "resolution_invalid": "Choose one of the offered resolutions.",
-    "nothing_chosen": "Enter a quantity for at least one line.",
-    "unknown_line": "The form did not match the order. Reload the page and try again.",
-    "form_expired": "The form expired. Reload the page and try again.",
-    "order_not_found": "The order does not exist.",
-    "language_invalid": "Choose one of the offered languages.",
+    "quantity_not_number": staff_text("Enter the quantity as a whole number."),
+    "quantity_too_many": staff_text("That is more than can still be returned for this line."),
+    "line_not_returnable": staff_text("This line cannot be returned."),
+    "reason_missing": staff_text("Choose a reason for this line."),
+    "comment_too_long": staff_text("The comment is too long (at most 1000 characters)."),
+    "resolution_invalid": staff_text("Choose one of the offered resolutions."),
+    "nothing_chosen": staff_text("Enter a quantity for at least one line."),
+    "unknown_line": staff_text("The form did not match the order. Reload the page and try again."),
+    "form_expired": staff_text("The form expired. Reload the page and try again."),
+    "order_not_found": staff_text("The order does not exist."),
+    "language_invalid": staff_text("Choose one of the offered languages."),
 }
 
 
 def message_for(code: str) -> str:
-    return MESSAGES.get(code, "Check this field.")
+    return MESSAGES.get(code) or staff_text("Check this field.")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from portal import i18n
+from portal.i18n import staff_text
 from portal.models import (
     Customer,
     Exchange,
@@ -141,9 +142,10 @@ def add_note(session: Session, ret: Return, staff: StaffPrincipal, text: str) ->
     """A staff note on the timeline. Notes change nothing else, so they do not bump the version."""
     text = (text or "").strip()
     if not text:
-        raise SupportError({"note": "Write the note before saving it."})
+        raise SupportError({"note": staff_text("Write the note before saving it.")})
     if len(text) > NOTE_MAX:
-        raise SupportError({"note": f"The note is too long ({len(text)} characters; at most {NOTE_MAX})."})
+        raise SupportError({"note": staff_text("The note is too long (%(length)s characters; at most %(limit)s).",
+                                               length=len(text), limit=NOTE_MAX)})
     return staff_event(session, ret, staff, NOTE_EVENT, text=text)
 
 
@@ -168,12 +170,16 @@ def resend_status_link(session: Session, ret: Return, staff: StaffPrincipal, bas
     recent = resends_since(session, ret, utcnow() - timedelta(seconds=RESEND_WINDOW_S))
     if not allowed_by_counter or recent >= RESEND_LIMIT:
         minutes = max(1, (retry_after_s + 59) // 60) if retry_after_s else 60
-        raise SupportError({"resend": (
-            f"The status link was already sent {RESEND_LIMIT} times within the last hour. "
-            f"Try again in about {minutes} minutes, or give the customer the link yourself."
+        raise SupportError({"resend": staff_text(
+            "The status link was already sent %(limit)s times within the last hour. "
+            "Try again in about %(minutes)s minutes, or give the customer the link yourself.",
+            limit=RESEND_LIMIT, minutes=minutes,
         )}, status_code=429)
     order = session.get(Order, ret.order_id)
     customer = session.get(Customer, order.customer_id)
+    if customer.anonymised_at is not None:
+        raise SupportError({"resend": staff_text("This customer's data was anonymised (GDPR retention): there is no "
+                                                 "address to send the link to.")}, status_code=409)
     destination = customer.email or order.email
     url = status_url(base_url, ret)
     sequence = session.exec(
@@ -188,7 +194,7 @@ def resend_status_link(session: Session, ret: Return, staff: StaffPrincipal, bas
         payload={"subject": subject, "text": body, "language": ret.language, "status_url": url},
     )
     if message is None:
-        raise SupportError({"resend": "The status link was just sent by someone else. Check the timeline."},
+        raise SupportError({"resend": staff_text("The status link was just sent by someone else. Check the timeline.")},
                            status_code=409)
     staff_event(session, ret, staff, RESEND_EVENT, after={"to": destination, "outbox_id": message.id},
                 sequence=sequence)

@@ -26,6 +26,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from portal.i18n import staff_text
 from portal.models import Customer, Order, Refund, Return
 from portal.returns.identifiers import RMA_BODY_LENGTH, RMA_PREFIX, is_valid_rma, normalise_rma
 
@@ -40,12 +41,12 @@ _PHONE_CHARS = re.compile(r"^[+\d\s().\-/]+$")
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
 
 KIND_LABELS = {
-    "rma": "RMA",
-    "order": "order number",
-    "email": "e-mail",
-    "phone": "phone",
-    "tracking": "tracking number",
-    "name": "name",
+    "rma": staff_text("RMA"),
+    "order": staff_text("order number"),
+    "email": staff_text("e-mail"),
+    "phone": staff_text("phone"),
+    "tracking": staff_text("tracking number"),
+    "name": staff_text("name"),
 }
 
 

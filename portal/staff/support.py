@@ -16,12 +16,12 @@ from litestar.response import Redirect, Template
 from sqlmodel import Session
 
 from portal.config import SUPPORTED_LANGUAGES
-from portal.i18n import LANGUAGE_NAMES
+from portal.i18n import LANGUAGE_NAMES, staff_text
 from portal.models import Order
 from portal.returns import service
 from portal.staff import register as registering
-from portal.staff import return_view, search
-from portal.staff.common import return_by_rma
+from portal.staff import exchange_shipping, return_view, search
+from portal.staff.common import VersionConflict, return_by_rma
 from portal.staff.guards import staff_guard, staff_of
 from portal.web.ratelimit import hit
 from portal.web.templating import page
@@ -63,8 +63,10 @@ class SupportController(Controller):
     @get("/returns/{rma:str}", name="staff_return", opt={"roles": EVERYONE}, sync_to_thread=True)
     def show(self, request: Request, rma: FromPath[str], db: NamedDependency[Session]) -> Template:
         request.state.lang = "en"
-        notice = {"note": "Note saved.", "sent": "The status link is on its way to the customer.",
-                  "registered": "Return registered on the customer's behalf."}.get(request.query_params.get("done", ""), "")
+        notice = {"note": staff_text("Note saved."), "sent": staff_text("The status link is on its way to the customer."),
+                  "registered": staff_text("Return registered on the customer's behalf."),
+                  "shipped": staff_text("The replacement is marked as shipped; the customer sees the tracking number.")
+                  }.get(request.query_params.get("done", ""), "")
         return self._return_page(request, db, rma, notice=notice)
 
     @post("/returns/{rma:str}/notes", name="staff_return_note", opt={"roles": EVERYONE}, sync_to_thread=True)
@@ -94,12 +96,28 @@ class SupportController(Controller):
             return self._return_page(request, db, rma, status_code=exc.status_code, errors=exc.fields)
         return Redirect(path=f"/staff/returns/{ret.rma}", query_params={"done": "sent"}, status_code=303)
 
+    @post("/returns/{rma:str}/exchange-shipped", name="staff_exchange_shipped", opt={"roles": ("warehouse",)},
+          sync_to_thread=True)
+    def exchange_shipped(self, request: Request, rma: FromPath[str], data: FormData,
+                         db: NamedDependency[Session]) -> Template | Redirect:
+        request.state.lang = "en"
+        ret = return_by_rma(db, rma)
+        tracking = _field(data, exchange_shipping.FIELD, 200)
+        try:
+            exchange_shipping.mark_exchange_shipped(db, ret, staff_of(request), tracking, _field(data, "version", 12))
+        except (return_view.SupportError, VersionConflict) as exc:
+            db.rollback()
+            errors = exc.fields if isinstance(exc, return_view.SupportError) else {"ship": exc.detail}
+            return self._return_page(request, db, rma, status_code=exc.status_code, errors=errors,
+                                     values={exchange_shipping.FIELD: tracking})
+        return Redirect(path=f"/staff/returns/{ret.rma}", query_params={"done": "shipped"}, status_code=303)
+
     # --- Registering a return on the customer's behalf ---------------------------------------
 
     def _order(self, db: Session, number: str) -> Order:
         order = service.find_order_by_number(db, number) if "\x00" not in number else None
         if order is None:
-            raise NotFoundException(f"No order with number {number}.")
+            raise NotFoundException(staff_text("No order with number %(number)s.", number=number))
         return order
 
     def _register_page(self, request: Request, db: Session, order: Order, values: dict, errors: dict,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from portal.i18n import STAFF_LANGUAGES, staff_text
 from portal.models import AuditEntry, StaffUser
 from portal.staff import accounts
 from portal.staff.accounts import AccountError, StaffPrincipal
@@ -25,7 +26,7 @@ def list_users(db: Session) -> list[StaffUser]:
 def get_user(db: Session, user_id: int) -> StaffUser:
     user = db.get(StaffUser, user_id)
     if user is None:
-        raise UserNotFound(f"No staff user with id {user_id}.")
+        raise UserNotFound(staff_text("No staff user with id %(id)s.", id=user_id))
     return user
 
 
@@ -40,9 +41,9 @@ def create_user(db: Session, actor: StaffPrincipal, email: str, name: str, role:
 def change_role(db: Session, actor: StaffPrincipal, user_id: int, role: str, client_ip: str = "") -> StaffUser:
     user = get_user(db, user_id)
     if role not in accounts.ROLES:
-        raise AccountError({"role": f"Role must be one of: {', '.join(accounts.ROLES)}."})
+        raise AccountError({"role": staff_text("Role must be one of: %(roles)s.", roles=", ".join(accounts.ROLES))})
     if user.id == actor.id and role != user.role:
-        raise AccountError({"role": "You cannot change your own role. Ask another admin."})
+        raise AccountError({"role": staff_text("You cannot change your own role. Ask another admin.")})
     if role == user.role:
         return user
     before = {"role": user.role}
@@ -57,7 +58,7 @@ def set_active(db: Session, actor: StaffPrincipal, user_id: int, active: bool, c
     """Deactivating takes effect at the user's next request: the guard reloads the user every time."""
     user = get_user(db, user_id)
     if user.id == actor.id and not active:
-        raise AccountError({"active": "You cannot deactivate your own account."})
+        raise AccountError({"active": staff_text("You cannot deactivate your own account.")})
     if user.active == active:
         return user
     before = {"active": user.active}
@@ -72,11 +73,26 @@ def set_active(db: Session, actor: StaffPrincipal, user_id: int, active: bool, c
 def reset_password(db: Session, actor: StaffPrincipal, user_id: int, password: str) -> StaffUser:
     user = get_user(db, user_id)
     if len(password) < accounts.MIN_PASSWORD:
-        raise AccountError({"password": f"Use at least {accounts.MIN_PASSWORD} characters."})
+        raise AccountError({"password": staff_text("Use at least %(limit)s characters.", limit=accounts.MIN_PASSWORD)})
     if len(password) > 1000:
-        raise AccountError({"password": "At most 1000 characters."})
+        raise AccountError({"password": staff_text("At most %(limit)s characters.", limit=1000)})
     # Hashes it and writes the audit entry "staff.password_changed" (no hash in before/after, on purpose).
     accounts.set_password(db, user, password, actor.email)
+    db.flush()
+    return user
+
+
+def set_language(db: Session, actor: StaffPrincipal, language: str, client_ip: str = "") -> StaffUser:
+    """Every staff user chooses their own back-office language (English or Swedish)."""
+    if language not in STAFF_LANGUAGES:
+        raise AccountError({"language": staff_text("Choose English or Swedish.")})
+    user = get_user(db, actor.id)
+    if user.language == language:
+        return user
+    before = {"language": user.language}
+    user.language = language
+    db.add(user)
+    accounts.audit(db, actor.email, "staff.language_changed", _target(user), before, {"language": language}, client_ip)
     db.flush()
     return user
 

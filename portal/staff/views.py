@@ -6,16 +6,19 @@ import time
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 from sqlmodel import Session
 
-from portal.staff import accounts
+from portal.i18n import staff_text
+from portal.staff import accounts, users
+from portal.staff.accounts import AccountError
 from portal.staff.guards import SEEN_KEY, SESSION_KEY, current_staff, staff_guard, staff_of
 from portal.web.deps import client_ip
+from portal.web.errors import error_page
 from portal.web.ratelimit import hit
 from portal.web.sessions import start_new_session
 from portal.web.templating import page
@@ -38,12 +41,10 @@ class StaffAuthController(Controller):
 
     @get("/login", name="staff_login", sync_to_thread=False)
     def login_form(self, request: Request, next_path: Annotated[str | None, QueryParameter(name="next")] = None) -> Template:
-        request.state.lang = "en"
         return page(request, "staff/login.html", values={}, error=None, next_path=safe_next(next_path))
 
     @post("/login", name="staff_login_submit", sync_to_thread=True)
     def login(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         email = str(data.get("email", ""))[:254].strip()
         password = str(data.get("password", ""))[:1000]
         next_path = safe_next(str(data.get("next", "")))
@@ -53,12 +54,13 @@ class StaffAuthController(Controller):
             decision = hit(engine, key, LOGIN_LIMIT, LOGIN_WINDOW_S)
             if not decision.allowed:
                 return page(request, "staff/login.html", status_code=429, values=values, next_path=next_path,
-                            error=f"Too many attempts. Try again in {decision.retry_after_s // 60 + 1} minutes.")
+                            error=staff_text("Too many attempts. Try again in %(minutes)s minutes.",
+                                             minutes=decision.retry_after_s // 60 + 1))
         user = accounts.authenticate(db, email, password, client_ip(request))
         if user is None:
             db.commit()  # keep the audit entry of the failed attempt
             return page(request, "staff/login.html", status_code=401, values=values, next_path=next_path,
-                        error="Wrong e-mail or password.")
+                        error=staff_text("Wrong e-mail or password."))
         start_new_session(request, {SESSION_KEY: user.id, SEEN_KEY: time.time()})
         return Redirect(path=next_path)
 
@@ -75,5 +77,13 @@ class StaffHomeController(Controller):
 
     @get("/", name="staff_home", opt={"roles": ("admin", "warehouse", "support")}, sync_to_thread=False)
     def home(self, request: Request) -> Template:
-        request.state.lang = "en"
         return page(request, "staff/home.html", staff=staff_of(request))
+
+    @post("/account/language", name="staff_language", opt={"roles": ("admin", "warehouse", "support")}, sync_to_thread=True)
+    def set_language(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Redirect | Response | Template:
+        """The language switch in the header: saved on the user (audited), then back to the page it was on."""
+        try:
+            users.set_language(db, staff_of(request), str(data.get("language", ""))[:5], client_ip(request))
+        except AccountError as exc:
+            return error_page(request, 400, exc.fields["language"])
+        return Redirect(path=safe_next(str(data.get("next", ""))))

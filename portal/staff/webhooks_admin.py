@@ -17,6 +17,7 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlmodel import Session
 
+from portal.i18n import staff_text
 from portal.outbox import endpoints
 from portal.staff.guards import staff_guard, staff_of
 from portal.web.deps import client_ip
@@ -79,7 +80,7 @@ class WebhookAdminController(Controller):
         request.state.lang = "en"
         endpoint = endpoints.get_endpoint(db, id)
         if endpoint is None:
-            raise NotFoundException(f"No webhook endpoint #{id}.")
+            raise NotFoundException(staff_text("No webhook endpoint #%(id)s.", id=id))
         redelivered = request.query_params.get("redelivered", "")
         return page(request, "staff/webhooks.html", staff=staff_of(request), endpoint=endpoint,
                     hint=endpoints.secret_hint(endpoint.secret), deliveries=endpoints.delivery_log(db, endpoint.id),
@@ -90,7 +91,7 @@ class WebhookAdminController(Controller):
     def deactivate(self, request: Request, id: FromPath[int], db: NamedDependency[Session]) -> Redirect:  # noqa: A002
         endpoint = endpoints.get_endpoint(db, id)
         if endpoint is None:
-            raise NotFoundException(f"No webhook endpoint #{id}.")
+            raise NotFoundException(staff_text("No webhook endpoint #%(id)s.", id=id))
         endpoints.deactivate_endpoint(db, endpoint, staff_of(request).email, client_ip(request))
         return Redirect(path=f"/staff/webhook-endpoints/{endpoint.id}", query_params={"deactivated": "1"}, status_code=303)
 
@@ -100,9 +101,9 @@ class WebhookAdminController(Controller):
             message = endpoints.redeliver(db, id, staff_of(request).email, client_ip(request))
         except endpoints.DeliveryNotFound as exc:
             db.rollback()
-            raise NotFoundException(str(exc)) from None
+            raise NotFoundException(exc.args[0]) from None
         except endpoints.DeliveryBusy as exc:
             db.rollback()
-            raise Conflict(str(exc)) from None
+            raise Conflict(exc.args[0]) from None
         return Redirect(path=f"/staff/webhook-endpoints/{message.endpoint_id}", query_params={"redelivered": str(message.id)},
                         status_code=303)

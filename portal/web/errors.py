@@ -9,7 +9,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 from sqlalchemy.exc import OperationalError, InterfaceError
 
-from portal.web.templating import page
+from portal.staff.guards import current_staff
+from portal.web.templating import page, staff_language
 
 log = logging.getLogger("portal.errors")
 
@@ -31,7 +32,7 @@ def _wants_problem(request: Request) -> bool:
 
 
 def problem(status: int, detail: str, errors: list[dict] | None = None, headers: dict | None = None) -> Response:
-    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail}
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": str(detail)}
     if errors:
         body["errors"] = errors
     return Response(body, status_code=status, media_type="application/problem+json", headers=headers)
@@ -40,10 +41,22 @@ def problem(status: int, detail: str, errors: list[dict] | None = None, headers:
 def error_page(request: Request, status: int, detail: str = "", headers: dict | None = None) -> Response | Template:
     if _wants_problem(request):
         return problem(status, detail or TITLES.get(status, "Error"), headers=headers)
-    response = page(request, "pages/error.html", status_code=status, status=status, title=TITLES.get(status, "Error"), detail=detail)
+    extra = {"lang": _staff_error_language(request, status)} if request.url.path.startswith("/staff") else {}
+    response = page(request, "pages/error.html", status_code=status, status=status, title=TITLES.get(status, "Error"),
+                    detail=detail, **extra)
     if headers:
         response.headers.update(headers)
     return response
+
+
+def _staff_error_language(request: Request, status: int) -> str:
+    """Back-office error pages keep the consumer look but speak the staff user's language. The guard has
+    not run for an unknown page or a refused role, so the session is read here (not when the database failed)."""
+    if getattr(request.state, "staff", None) is None and status < 500:
+        staff = current_staff(request)
+        if staff is not None:
+            request.state.staff = staff
+    return staff_language(request)
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response | Template | Redirect:

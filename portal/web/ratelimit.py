@@ -45,3 +45,28 @@ def hit(engine: Engine, key: str, limit: int, window_s: int, now: float | None =
     if estimate <= limit:
         return RateDecision(True, 0)
     return RateDecision(False, int(window_start + window_s - now) + 1)
+
+
+def exhausted(engine: Engine, key: str, limit: int, window_s: int, now: float | None = None) -> RateDecision:
+    """Look without counting: refused when one more hit would go over `limit` (same estimate as `hit`).
+
+    For limits on failures: check before the attempt, count only the failures, so a client over the
+    limit cannot use the answers (found / not found) to go on guessing.
+    """
+    now = time.time() if now is None else now
+    window_start = int(now // window_s * window_s)
+    rows = dict(_read(engine, key[:255], (window_start, window_start - window_s)))
+    estimate = rows.get(window_start, 0) + 1 + rows.get(window_start - window_s, 0) * (1 - (now - window_start) / window_s)
+    if estimate <= limit:
+        return RateDecision(True, 0)
+    return RateDecision(False, int(window_start + window_s - now) + 1)
+
+
+_WINDOWS = sa.select(_bucket.c.window_start, _bucket.c.hits).where(  # built once: checked on every status page
+    _bucket.c.key == sa.bindparam("key"),
+    _bucket.c.window_start.in_([sa.bindparam("current"), sa.bindparam("previous")]))
+
+
+def _read(engine: Engine, key: str, windows: tuple[int, int]) -> list[tuple[int, int]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(_WINDOWS, {"key": key, "current": windows[0], "previous": windows[1]})]

@@ -7,6 +7,8 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,19 +51,17 @@ def live_database_url(tmp_path_factory) -> str:
     return f"sqlite:///{tmp / 'portal.db'}"
 
 
-@pytest.fixture(scope="session")
-def live_server(live_database_url, tmp_path_factory):
-    """The real app on a real SQLite file, served by uvicorn on loopback."""
-    tmp = tmp_path_factory.mktemp("e2e-files")
-    url = live_database_url
-    migrate(url)
-    engine = make_engine(url)
+@contextmanager
+def serve_portal(database_url: str, files: Path, **overrides) -> Iterator[Settings]:
+    """The real app on a real SQLite file with the demo data, served by uvicorn on loopback."""
+    migrate(database_url)
+    engine = make_engine(database_url)
     with Session(engine) as session:
         load_demo(session)
         session.commit()
     port = _free_port()
-    settings = replace(Settings(), database_url=url, base_url=f"http://127.0.0.1:{port}", storage_dir=tmp / "storage",
-                       mail_dir=tmp / "mail")
+    settings = replace(Settings(), database_url=database_url, base_url=f"http://127.0.0.1:{port}",
+                       storage_dir=files / "storage", mail_dir=files / "mail", **overrides)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -70,9 +70,23 @@ def live_server(live_database_url, tmp_path_factory):
         if time.time() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.05)
-    yield settings.base_url
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield settings
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_server(live_database_url, tmp_path_factory):
+    with serve_portal(live_database_url, tmp_path_factory.mktemp("e2e-files")) as settings:
+        yield settings.base_url
+
+
+@pytest.fixture(scope="session")
+def portal_server():
+    """`serve_portal` for tests that need a server of their own (other settings, their own rate-limit counters)."""
+    return serve_portal
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ import pytest
 from labels import model
 from labels.model import Address, LabelLine, NorwayInfo, fingerprint
 
+LOGO = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # only its bytes matter here, not whether it draws
+
 
 def _changed(value: object) -> object:
     """A different value of the same kind."""
@@ -19,6 +21,8 @@ def _changed(value: object) -> object:
         return value + 1
     if isinstance(value, str):
         return value + "x"
+    if isinstance(value, bytes):
+        return value + b"x"
     if isinstance(value, datetime):
         return value.replace(microsecond=value.microsecond + 1)
     if isinstance(value, date):
@@ -53,6 +57,7 @@ def full(kit):
     return kit.make_norway_label(
         sender=Address("Kari", ("Storgata 5",), "0155", "Oslo", "NO", "+4791234567"),
         recipient=Address("Retursenter", ("Alnabru",), "0668", "Oslo", "NO", "+4722000000"),
+        logo=LOGO,
     )
 
 
@@ -62,6 +67,7 @@ def test_fingerprint_is_a_stable_sha256(full, kit):
     rebuilt = kit.make_norway_label(
         sender=Address("Kari", ("Storgata 5",), "0155", "Oslo", "NO", "+4791234567"),
         recipient=Address("Retursenter", ("Alnabru",), "0668", "Oslo", "NO", "+4722000000"),
+        logo=bytes(LOGO),
     )
     assert rebuilt is not full and fingerprint(rebuilt) == value
 
@@ -76,6 +82,11 @@ def test_every_field_change_changes_the_fingerprint(full):
         assert value != base, path
         seen.add(value)
     assert len(seen) == len(variants) + 1  # and no two changes collide
+
+
+def test_a_new_logo_or_none_changes_the_fingerprint(kit):
+    assert fingerprint(kit.make_label()) != fingerprint(kit.make_label(logo=LOGO))
+    assert fingerprint(kit.make_label(logo=LOGO)) != fingerprint(kit.make_label(logo=LOGO[:-1] + b"!"))
 
 
 def test_norway_none_versus_set(kit):

@@ -1,0 +1,1 @@
+"""Personal data: GDPR retention (anonymisation) and the customer data export for support."""
