@@ -228,7 +228,7 @@ LEAK_MARKERS = ("Traceback", "OperationalError", "psycopg", "sqlalchemy", 'File 
 class Outcome:
     def __init__(self):
         self.lock = threading.Lock()
-        self.acked: list[tuple[float, str]] = []  # (time, RMA)
+        self.acked: list[tuple[float, str]] = []  # (time, status link path)
         self.answers: Counter = Counter()  # "503 friendly", "503 leaky", "500", …
         self.down_answers: list[float] = []
 
@@ -268,7 +268,7 @@ def register_one(client: httpx.Client, number: str, email: str, nonce_box: dict,
         f"qty_{line}": "1", f"reason_{line}": "too_small"})
     if done.status_code in (302, 303) and "/r/" in done.headers.get("location", ""):
         with outcome.lock:
-            outcome.acked.append((time.monotonic(), done.headers["location"].split("/")[2]))
+            outcome.acked.append((time.monotonic(), done.headers["location"].split("?")[0]))
         outcome.add(f"{done.status_code} registered")
         return True
     outcome.add(classify(done))
@@ -324,7 +324,7 @@ def database_outage(outage_s: float, clients: int, log_dir: Path) -> bool:
             pg.stop("fast")
             print(f"PostgreSQL stopped after {acked_before} registrations "
                   f"(pg_ctl stop -m fast took {time.monotonic() - stopped_at:.1f} s)")
-            probe = httpx.get(base_url + "/", timeout=10)
+            probe = httpx.get(base_url + outcome.acked[0][1], timeout=10)  # a status page needs the database
             time.sleep(max(0.0, outage_s - (time.monotonic() - stopped_at)))
             answers_down = outcome.answers - answers_before
             acked_down = len(outcome.acked) - acked_before
@@ -337,7 +337,7 @@ def database_outage(outage_s: float, clients: int, log_dir: Path) -> bool:
             stop.set()
             for t in threads:
                 t.join(30)
-        acked = [rma for _, rma in outcome.acked]
+        acked = [path.split("/")[2] for _, path in outcome.acked]
         engine = make_engine(url)
         with engine.connect() as conn:
             stored = set(conn.execute(sa.text('SELECT rma FROM "return"')).scalars())
@@ -347,7 +347,7 @@ def database_outage(outage_s: float, clients: int, log_dir: Path) -> bool:
         engine.dispose()
         missing = [rma for rma in acked if rma not in stored]
         leak = any(marker in probe.text for marker in LEAK_MARKERS)
-        print(f"while down: GET / answered {probe.status_code}, Retry-After {probe.headers.get('retry-after')!r}, "
+        print(f"while down: a status page answered {probe.status_code}, Retry-After {probe.headers.get('retry-after')!r}, "
               f"portal page {'yes' if '/static/portal.css' in probe.text else 'NO'}, "
               f"stack trace or exception names {'FOUND' if leak else 'none'}")
         print("answers while down: " + (", ".join(f"{k} x{v}" for k, v in sorted(answers_down.items())) or "none")

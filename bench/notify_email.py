@@ -6,13 +6,15 @@ Run by hand:  .venv/bin/python bench/notify_email.py [--messages 10000] [--batch
 The database is a freshly migrated temporary SQLite file unless --database-url names an EMPTY database.
 It times:
 
-  raw smtplib     one smtplib connection, send_message for each prebuilt message (the floor for any
+  raw smtplib     one smtplib connection, sendmail for each prebuilt message (the floor for any
                   synchronous sender; no database)
   raw aiosmtplib  one aiosmtplib connection, the same messages, awaited one after another
   dispatcher      dispatch_due(limit=--batch) until the outbox is empty: claim, build the message
-                  (stable Message-ID), send over one reused SMTP connection per batch, record "sent"
-                  and the DeliveryEvent in one transaction per message
+                  (stable Message-ID), send over one SMTP connection per batch, record "sent" and the
+                  DeliveryEvent in one transaction per message (committed before the next DATA)
 
+The raw senders get the very bytes the dispatcher sends (same builder, same headers, same merchant as
+sender, same sizes), built before their clock starts; the dispatcher builds each message inside its run.
 Target: the dispatcher at least half the raw smtplib rate. The server counts what it received, so
 the figures are checked, not assumed.
 """

@@ -19,7 +19,7 @@ from portal.brand.cache import BrandCache
 from portal.brand.views import BrandAssetsController
 from portal.config import Settings, get_settings
 from portal.db import ensure_migrated, make_engine
-from portal.i18n import StaffText, pick_language
+from portal.i18n import StaffText
 from portal.returns.status_cache import StatusPageCache
 from portal.returns.views import ConsumerController
 from portal.notify.unsubscribe_views import UnsubscribeController
@@ -33,7 +33,7 @@ from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.sessions import RotatingSessionConfig
 from portal.web.security import security_headers_hook
 from portal.web.store import DatabaseStore
-from portal.web.templating import template_config
+from portal.web.templating import request_language, template_config
 
 log = logging.getLogger("portal")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -51,11 +51,7 @@ def hello() -> str:
 
 
 def _choose_language(request: Request) -> None:
-    settings = request.app.state.settings
-    request.state.lang = pick_language(
-        request.query_params.get("lang"), request.cookies.get("lang"),
-        accept_language=request.headers.get("accept-language"), default=settings.default_language,
-    )
+    request.state.lang = request_language(request)
 
 
 def warn_if_slow_pdf() -> None:

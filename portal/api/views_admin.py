@@ -41,12 +41,10 @@ class ApiKeyAdminController(Controller):
 
     @get("/", name="staff_api_keys", opt=ADMIN, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._page(request, db, revoked=request.query_params.get("revoked", ""))
 
     @post("/", name="staff_api_keys_create", opt=ADMIN, sync_to_thread=True)
     def create(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         name = data.get("name", "")
         values = {"name": "" if isinstance(name, list) else str(name)[:200], "scopes": _list(data, "scopes")}
         try:
@@ -63,5 +61,5 @@ class ApiKeyAdminController(Controller):
     def revoke(self, request: Request, id: FromPath[int], db: NamedDependency[Session]) -> Redirect:  # noqa: A002
         key = keys.revoke(db, id, staff_of(request).email, client_ip(request))
         if key is None:
-            raise NotFoundException(staff_text("No API key #%(id)s.", id=id))
+            raise NotFoundException(detail=staff_text("No API key #%(id)s.", id=id))
         return Redirect(path="/staff/api-keys", query_params={"revoked": str(key.id)}, status_code=303)

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import phonenumbers
 from sqlalchemy import select
@@ -54,7 +55,7 @@ class Brand:
     logo_content_type: str = ""
     logo_updated_at: datetime | None = None
 
-    @property
+    @cached_property  # every page's footer shows it: parse the number once per snapshot
     def support_phone_display(self) -> str:
         return display_phone(self.support_phone)
 

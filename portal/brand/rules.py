@@ -119,7 +119,23 @@ def check_logo(data: bytes) -> tuple[LogoInfo | None, str | None]:
             if width > MAX_LOGO_SIDE or height > MAX_LOGO_SIDE:
                 return None, staff_text("The logo is %(width)s × %(height)s pixels; at most %(limit)s × %(limit)s.",
                                         width=width, height=height, limit=MAX_LOGO_SIDE)
-            image.load()  # a truncated or corrupt file fails here, not on a label later
-    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
+            image.verify()  # PNG: every chunk's checksum
+        if not _ends_whole(data, kind):
+            raise ValueError("no end marker")
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decodes: a corrupt file fails here, not on a label later
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError):
         return None, staff_text("The logo file is damaged: it is not a complete %(kind)s image.", kind=kind.upper())
     return LogoInfo(LOGO_TYPES[kind], width, height, len(data)), None
+
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: always these 12 bytes
+_JPEG_END = b"\xff\xd9"  # end-of-image marker
+
+
+def _ends_whole(data: bytes, kind: str) -> bool:
+    """The file's end marker is there. Needed because WeasyPrint turns on Pillow's LOAD_TRUNCATED_IMAGES
+    for the whole process, and then a cut-off image loads without an error."""
+    if kind == "png":
+        return data.endswith(_PNG_END)
+    return data.rstrip(b"\x00").endswith(_JPEG_END)

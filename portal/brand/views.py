@@ -71,13 +71,11 @@ class BrandSettingsController(Controller):
 
     @get("/brand", name="staff_brand", opt={"roles": ADMIN}, sync_to_thread=True)
     def edit(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._form(request, db, form_values(service.get_policy(db)))
 
     @post("/brand", name="staff_brand_save", opt={"roles": ADMIN}, sync_to_thread=True,
           request_max_body_size=MAX_BODY_BYTES)
     def save(self, request: Request, data: MultipartForm, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         values = {name: _text(data, name) for name in (
             "merchant_name", "support_email", "support_phone", "support_url", "brand_colour", "version")}
         values["remove_logo"] = "1" if _text(data, "remove_logo") == "1" else ""
@@ -116,7 +114,7 @@ class BrandAssetsController(Controller):
     def logo(self, request: Request, db: NamedDependency[Session]) -> Response:
         logo = current_logo(db)
         if logo is None:
-            raise NotFoundException(staff_text("This shop has no logo."))
+            raise NotFoundException(detail=staff_text("This shop has no logo."))
         headers = {"ETag": logo.etag, "Cache-Control": FOREVER if request.query_params.get("v") == logo.version else BRIEFLY}
         if _etag_matches(request, logo.etag):
             return Response(b"", status_code=304, headers=headers)

@@ -62,7 +62,7 @@ class DashboardController(Controller):
     def chart_csv(self, request: Request, filename: FromPath[str], db: NamedDependency[Session]) -> Response:
         chart = filename.removesuffix(CSV_SUFFIX)
         if not filename.endswith(CSV_SUFFIX) or chart not in csv_export.CHARTS:
-            raise NotFoundException(staff_text("There is no dashboard chart called %(name)s.", name=repr(filename[:60])))
+            raise NotFoundException(detail=staff_text("There is no dashboard chart called %(name)s.", name=repr(filename[:60])))
         now = _now()
         parsed = _filter(request, now)
         if parsed.filter is None:

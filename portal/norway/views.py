@@ -114,12 +114,10 @@ class NorwayController(Controller):
 
     @get("/", name="norway_index", opt=VIEW, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._index_page(request, db)
 
     @post("/collections", name="norway_build", opt=CHANGE, sync_to_thread=True)
     def build(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         staff = staff_of(request)
         values = {"planned_for": _text(data, "planned_for", 10), "rmas": _many(data, "rmas")}
         settings = collections.get_settings(db)
@@ -140,7 +138,7 @@ class NorwayController(Controller):
     def _collection(self, db: Session, reference: str) -> Collection:
         collection = collections.collection_by_reference(db, reference)
         if collection is None:
-            raise NotFoundException(staff_text("No collection %(reference)s.", reference=reference))
+            raise NotFoundException(detail=staff_text("No collection %(reference)s.", reference=reference))
         return collection
 
     def _collection_page(self, request: Request, db: Session, collection: Collection, status_code: int = 200,
@@ -164,12 +162,10 @@ class NorwayController(Controller):
 
     @get("/collections/{reference:str}", name="norway_collection", opt=VIEW, sync_to_thread=True)
     def collection(self, request: Request, reference: FromPath[str], db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._collection_page(request, db, self._collection(db, reference))
 
     def _act(self, request: Request, db: Session, reference: str, data: dict, done: str, action) -> Template | Redirect:
         """Run one collection action; a refusal rolls back and shows the page with the message."""
-        request.state.lang = "en"
         collection = self._collection(db, reference)
         values = {k: _text(data, k) for k in ("rma", "import_mrn")}
         try:
@@ -187,7 +183,7 @@ class NorwayController(Controller):
                           db: NamedDependency[Session]) -> Template | Redirect:
         """freeze / add / remove / collected / declared / released: one table, one code path."""
         if action not in COLLECTION_ACTIONS:
-            raise NotFoundException(staff_text("Unknown collection action %(action)s.", action=repr(action)))
+            raise NotFoundException(detail=staff_text("Unknown collection action %(action)s.", action=repr(action)))
         done, run = COLLECTION_ACTIONS[action]
         return self._act(request, db, reference, data, done, lambda c, s, now, v: run(db, c, data, s, now, v))
 
@@ -204,7 +200,6 @@ class NorwayController(Controller):
 
     @get("/collections/{reference:str}/manifest.csv", name="norway_manifest_csv", opt=VIEW, sync_to_thread=True)
     def manifest_csv(self, request: Request, reference: FromPath[str], db: NamedDependency[Session]) -> Response:
-        request.state.lang = "en"
         collection, manifest, refusal = self._frozen(request, db, reference)
         if refusal:
             return refusal
@@ -212,7 +207,6 @@ class NorwayController(Controller):
 
     @get("/collections/{reference:str}/manifest.json", name="norway_manifest_json", opt=VIEW, sync_to_thread=True)
     def manifest_json(self, request: Request, reference: FromPath[str], db: NamedDependency[Session]) -> Response:
-        request.state.lang = "en"
         collection, manifest, refusal = self._frozen(request, db, reference)
         if refusal:
             return refusal
@@ -221,7 +215,6 @@ class NorwayController(Controller):
 
     @get("/collections/{reference:str}/manifest.pdf", name="norway_manifest_pdf", opt=VIEW, sync_to_thread=True)
     def manifest_pdf(self, request: Request, reference: FromPath[str], db: NamedDependency[Session]) -> Response:
-        request.state.lang = "en"
         collection, manifest, refusal = self._frozen(request, db, reference)
         if refusal:
             return refusal
@@ -236,10 +229,9 @@ class NorwayController(Controller):
 
     @get("/returns/{rma:str}/evidence.pdf", name="norway_evidence_pdf", opt=VIEW, sync_to_thread=True)
     def evidence_pdf(self, request: Request, rma: FromPath[str], db: NamedDependency[Session]) -> Response:
-        request.state.lang = "en"
         ret = db.exec(select(Return).where(Return.rma == normalise_rma(rma))).first()
         if ret is None or not ret.is_norway:
-            raise NotFoundException(staff_text("No Norwegian return with RMA %(rma)s.", rma=rma))
+            raise NotFoundException(detail=staff_text("No Norwegian return with RMA %(rma)s.", rma=rma))
         loaded = manifests.load_return_customs(db, [ret.id])
         if not loaded or not loaded[0].assessments:
             return error_page(request, 409, staff_text("Return %(rma)s has no lines to give evidence for.", rma=ret.rma))
@@ -278,12 +270,10 @@ class NorwayController(Controller):
 
     @get("/rates", name="norway_rates", opt=VIEW, sync_to_thread=True)
     def rates_index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._rates_page(request, db)
 
     @post("/rates", name="norway_rate_override", opt=CHANGE, sync_to_thread=True)
     def rate_override(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         values = {k: _text(data, k, 40) for k in ("currency", "rate_date", "rate")}
         try:
             rates.set_manual_rate(db, values["currency"], values["rate_date"], values["rate"], staff_of(request).email, _now())
@@ -295,12 +285,11 @@ class NorwayController(Controller):
     @post("/rates/{id:int}/delete", name="norway_rate_remove", opt=CHANGE, sync_to_thread=True)
     def rate_remove(self, request: Request, id: FromPath[int], db: NamedDependency[Session]) -> Redirect:  # noqa: A002
         if rates.remove_manual_rate(db, id, staff_of(request).email) is None:
-            raise NotFoundException(staff_text("No manual rate with this id."))
+            raise NotFoundException(detail=staff_text("No manual rate with this id."))
         return Redirect(path="/staff/norway/rates?done=rate_removed")
 
     @post("/rates/fetch", name="norway_rates_fetch", opt=CHANGE, sync_to_thread=True)
     def rates_fetch(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         try:
             fetched = rates.fetch_and_store(db, _now(), actor=staff_of(request).email)
         except RateError as exc:
@@ -322,12 +311,10 @@ class NorwayController(Controller):
 
     @get("/settings", name="norway_settings", opt=VIEW, sync_to_thread=True)
     def settings_form(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._settings_page(request, db)
 
     @post("/settings", name="norway_settings_save", opt=CHANGE, sync_to_thread=True)
     def settings_save(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         form = collections.SettingsForm(
             weekdays=_many(data, "weekdays", 7), cutoff=_text(data, "cutoff", 5), timezone=_text(data, "timezone", 64),
             free_storage_days=_text(data, "free_storage_days", 4), fee_per_day=_text(data, "fee_per_day", 20),

@@ -30,7 +30,6 @@ class DeliveryLogController(Controller):
 
     @get("/", name="staff_deliveries", opt=VIEWERS, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         staff = staff_of(request)
         parsed = deliveries.parse_filters(request.query_params)
         log = deliveries.list_deliveries(db, parsed.filters, request.app.state.settings.timezone,
@@ -44,23 +43,21 @@ class DeliveryLogController(Controller):
         try:
             view = deliveries.get_delivery(db, message_id)
         except deliveries.DeliveryNotFound as exc:
-            raise NotFoundException(exc.args[0]) from None
+            raise NotFoundException(detail=exc.args[0]) from None
         return page(request, "staff/delivery.html", status_code=status_code, staff=staff_of(request), view=view, **ctx)
 
     @get("/{message_id:int}", name="staff_delivery", opt=VIEWERS, sync_to_thread=True)
     def detail(self, request: Request, message_id: FromPath[int], db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         done = request.query_params.get("done", "")
         return self._detail_page(request, db, message_id, done=done if done in ("retried", "already") else "")
 
     @post("/{message_id:int}/retry", name="staff_delivery_retry", opt=VIEWERS, sync_to_thread=True)
     def retry(self, request: Request, message_id: FromPath[int], db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         try:
             result = deliveries.retry(db, message_id, staff_of(request), client_ip(request))
         except deliveries.DeliveryNotFound as exc:
             db.rollback()
-            raise NotFoundException(exc.args[0]) from None
+            raise NotFoundException(detail=exc.args[0]) from None
         except deliveries.RetryRefused as exc:
             db.rollback()
             return self._detail_page(request, db, message_id, status_code=409, retry_error=exc.args[0])

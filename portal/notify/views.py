@@ -58,7 +58,7 @@ def _rule_input(data: dict[str, Any]) -> admin.RuleInput:
 def _rule_or_404(db: Session, rule_id: int) -> NotificationRule:
     rule = db.get(NotificationRule, rule_id)
     if rule is None:
-        raise NotFoundException(staff_text("No notification rule #%(id)s.", id=rule_id))
+        raise NotFoundException(detail=staff_text("No notification rule #%(id)s.", id=rule_id))
     return rule
 
 
@@ -76,18 +76,15 @@ class NotificationController(Controller):
 
     @get("/", name="staff_notifications", opt=VIEWERS, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return page(request, "staff/notifications.html", staff=staff_of(request), rules=admin.list_rules(db), triggers=TRIGGERS,
                     dead_letters=deliveries.dead_count(db))
 
     @get("/new", name="staff_notification_new", opt=ADMIN, sync_to_thread=True)
     def new(self, request: Request) -> Template:
-        request.state.lang = "en"
         return self._editor(request, None, admin.RuleInput(channels=["email"]))
 
     @post("/", name="staff_notification_create", opt=ADMIN, sync_to_thread=True)
     def create(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         values = _rule_input(data)
         try:
             rule = admin.save_rule(db, None, values)
@@ -99,13 +96,11 @@ class NotificationController(Controller):
 
     @get("/{rule_id:int}", name="staff_notification", opt=VIEWERS, sync_to_thread=True)
     def detail(self, request: Request, rule_id: FromPath[int], db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         rule = _rule_or_404(db, rule_id)
         return self._editor(request, rule, admin.input_of(db, rule), done=request.query_params.get("done", "")[:20])
 
     @post("/{rule_id:int}", name="staff_notification_update", opt=ADMIN, sync_to_thread=True)
     def update(self, request: Request, rule_id: FromPath[int], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         rule = _rule_or_404(db, rule_id)
         values = _rule_input(data)
         try:
@@ -115,7 +110,7 @@ class NotificationController(Controller):
             return self._editor(request, _rule_or_404(db, rule_id), values, status_code=400, errors=exc.fields)
         except admin.VersionConflict as exc:
             db.rollback()
-            raise Conflict(exc.args[0]) from None
+            raise Conflict(detail=exc.args[0]) from None
         db.commit()
         return Redirect(path=f"/staff/notifications/{rule_id}", query_params={"done": "saved"}, status_code=303)
 
@@ -144,13 +139,11 @@ class NotificationController(Controller):
 
     @get("/{rule_id:int}/preview", name="staff_notification_preview", opt=VIEWERS, sync_to_thread=True)
     def preview(self, request: Request, rule_id: FromPath[int], db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._preview_page(request, db, _rule_or_404(db, rule_id), request.query_params.get("rma", "")[:20],
                                   sent=request.query_params.get("sent", "")[:12])
 
     @post("/{rule_id:int}/test-send", name="staff_notification_test_send", opt=ADMIN, sync_to_thread=True)
     def test_send(self, request: Request, rule_id: FromPath[int], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         rule = _rule_or_404(db, rule_id)
         rma = _text(data, "rma", 20)
         values = {k: _text(data, k, 300) for k in ("language", "channel", "destination")}

@@ -13,6 +13,7 @@ import os
 import smtplib
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -175,6 +176,29 @@ def send_smtp(target: SmtpTarget, msg: OutgoingEmail, timeout_s: float = SMTP_TI
         connection.close()
 
 
+def _nothing() -> None:
+    return None
+
+
+class _BeforeData:
+    """smtplib's sendmail with one hook between RCPT and DATA: the dispatcher's barrier, so that the previous
+    message's outcome is committed before the relay can accept this one (see portal/outbox/dispatcher.py)."""
+
+    before_data: Callable[[], None] = staticmethod(_nothing)
+
+    def data(self, msg):
+        self.before_data()
+        return super().data(msg)  # type: ignore[misc]
+
+
+class _SMTP(_BeforeData, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_BeforeData, smtplib.SMTP_SSL):  # noqa: N801 (smtplib's spelling)
+    pass
+
+
 class SmtpConnection:
     """One SMTP session reused for many messages within a dispatch run (connect and EHLO once, not per mail).
     Any error closes it, so the next message starts on a clean connection; a relay that dropped an idle
@@ -189,11 +213,10 @@ class SmtpConnection:
     def _connect(self) -> smtplib.SMTP:
         target = self.target
         if target.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=self.timeout_s,
-                                                  local_hostname=self.local_hostname,
-                                                  context=ssl.create_default_context())
+            smtp: smtplib.SMTP = _SMTP_SSL(target.host, target.port, timeout=self.timeout_s,
+                                           local_hostname=self.local_hostname, context=ssl.create_default_context())
         else:
-            smtp = smtplib.SMTP(target.host, target.port, timeout=self.timeout_s, local_hostname=self.local_hostname)
+            smtp = _SMTP(target.host, target.port, timeout=self.timeout_s, local_hostname=self.local_hostname)
         try:
             if target.security == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
@@ -204,25 +227,31 @@ class SmtpConnection:
             raise
         return smtp
 
-    def send(self, msg: OutgoingEmail) -> None:
+    def send(self, msg: OutgoingEmail, before_data: Callable[[], None] | None = None) -> None:
+        """Send one message on the session. `before_data` runs after MAIL and RCPT were accepted, right
+        before DATA: the last moment before the relay can take the message."""
         reused = self._smtp is not None
         try:
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                refused = self._smtp.sendmail(msg.envelope_from, list(msg.recipients), msg.data)
+                refused = self._sendmail(msg, before_data)
             except smtplib.SMTPServerDisconnected:
                 if not reused:
                     raise
                 self.close()  # the relay dropped our idle connection: one fresh try
                 self._smtp = self._connect()
-                refused = self._smtp.sendmail(msg.envelope_from, list(msg.recipients), msg.data)
+                refused = self._sendmail(msg, before_data)
         except BaseException as exc:
             self.close()
             raise _smtp_error(exc) from None
         if refused:
             code, text = next(iter(refused.values()))
             raise _smtp_code_error(code, text, "recipient refused")
+
+    def _sendmail(self, msg: OutgoingEmail, before_data: Callable[[], None] | None) -> dict:
+        self._smtp.before_data = before_data or _nothing  # type: ignore[union-attr]
+        return self._smtp.sendmail(msg.envelope_from, list(msg.recipients), msg.data)  # type: ignore[union-attr]
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None

@@ -12,7 +12,11 @@ Delivery semantics after a crash between sending and recording the outcome:
 
 - webhooks and e-mail: at least once. The row is sent again after the lease, with the same
   `X-Portal-Delivery` (webhooks) or the same `Message-ID` (e-mail), so the receiver can drop the copy:
-  "exactly once" for e-mail means exactly once per Message-ID at the receiving side.
+  "exactly once" for e-mail means exactly once per Message-ID at the receiving side. Only the message in
+  flight can be repeated: each outcome is committed before the receiver can accept the next message
+  (the commit runs in a helper thread during the next message's SMTP MAIL/RCPT, and the sender waits
+  for it before DATA; see _Recorder). Outcomes are therefore not batched into one transaction per claim:
+  that would make every sent-but-unrecorded message of the batch go twice after a crash.
 - SMS: never twice. A phone cannot deduplicate, and neither 46elks nor Twilio honours an idempotency key,
   so a "sending" DeliveryEvent is committed (fenced by the attempt number) before the provider is called.
   A claimed SMS row whose last marker is "sending" with no outcome was interrupted mid-send: whether it
@@ -34,6 +38,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait as futures_wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time as dtime, timedelta, timezone
@@ -416,22 +421,25 @@ class _Senders:
         url = unsubscribe.unsubscribe_url(self.settings.base_url, self.settings.secret_key, customer_id, "email")
         return channels.list_unsubscribe_headers(url, self.sender()[1])
 
-    def send(self, claimed: Claimed) -> tuple[str, str | None]:
-        """Deliver one message; where it went and the provider's message id (SMS), or DeliveryError."""
+    def send(self, claimed: Claimed, before_accept: Callable[[], None] = lambda: None) -> tuple[str, str | None]:
+        """Deliver one message; where it went and the provider's message id (SMS), or DeliveryError.
+        `before_accept` runs right before the receiver can take the message (see _Recorder)."""
         if claimed.channel == "webhook":
-            return self._webhook(claimed), None
+            return self._webhook(claimed, before_accept), None
         if claimed.channel == "email":
-            return self._email(claimed), None
+            return self._email(claimed, before_accept), None
         if claimed.channel == "sms":
+            before_accept()
             return self._sms(claimed)
         raise DeliveryError(f"no sender for channel {claimed.channel!r}", permanent=True)
 
-    def _webhook(self, claimed: Claimed) -> str:
+    def _webhook(self, claimed: Claimed, before_accept: Callable[[], None]) -> str:
         if claimed.endpoint_id is not None and claimed.endpoint_url is None:
             raise DeliveryError(f"webhook endpoint #{claimed.endpoint_id} no longer exists", permanent=True)
         if claimed.endpoint_active is False:
             raise DeliveryError(f"webhook endpoint #{claimed.endpoint_id} is deactivated", permanent=True)
         url = claimed.endpoint_url or claimed.destination
+        before_accept()
         status = channels.send_webhook(self.http(), url, claimed.endpoint_secret or "", claimed.payload,
                                        claimed.event_type, claimed.idempotency_key, self.webhook_timeout_s)
         return f"{url} (HTTP {status})"
@@ -439,11 +447,12 @@ class _Senders:
     def message_id(self, claimed: Claimed) -> str:
         return f"<outbox-{claimed.id}@{self.mail_host}>"
 
-    def _email(self, claimed: Claimed) -> str:
+    def _email(self, claimed: Claimed, before_accept: Callable[[], None]) -> str:
         msg = channels.email_from_payload(claimed.payload, message_id=self.message_id(claimed), to=claimed.destination,
                                           sender=self.sender(), delivery_id=claimed.idempotency_key,
                                           list_unsubscribe=self.list_unsubscribe(claimed))
         if not self.settings.smtp_url:
+            before_accept()
             path = channels.write_mail_file(self.settings.mail_dir, f"outbox-{claimed.id}", msg)
             return f"{claimed.destination} (written to {path})"
         if self._smtp is None:
@@ -452,7 +461,7 @@ class _Senders:
             except ValueError as exc:  # the configuration is wrong, not the message: keep it for later
                 raise DeliveryError(str(exc), permanent=False) from None
             self._smtp = channels.SmtpConnection(target, self.smtp_timeout_s, local_hostname=self.mail_host)
-        self._smtp.send(msg)
+        self._smtp.send(msg, before_data=before_accept)
         return f"{claimed.destination} (via {self._smtp.target.host}:{self._smtp.target.port})"
 
     def _sms(self, claimed: Claimed) -> tuple[str, str]:
@@ -492,44 +501,103 @@ def dispatch_due(engine: Engine, now: datetime | None = None, limit: int = 50, *
     senders = _Senders(engine, settings, webhook_timeout_s, smtp_timeout_s, sms_config)
     started = monotonic()
     try:
-        with engine.connect() as db:
+        with engine.connect() as db, _Recorder(db) as recorder:
             for item in claimed:
                 if item.channel == "sms":
                     until = quiet_until(now, recipient_zones(item.destination, settings.timezone), quiet)
                     if until is not None:
-                        report.outcomes.append(_defer(db, item, until))
+                        report.outcomes.append(_defer(recorder, item, until))
                         continue
                 if monotonic() - started + throttle.pause_due(item.channel) + senders.budget_s(item) > lease_s:
-                    report.outcomes.append(_release(db, item, now))
+                    report.outcomes.append(_release(recorder, item, now))
                     continue
                 throttle.before_send(item.channel)
-                report.outcomes.append(_deliver(db, senders, item, now))
+                report.outcomes.append(_deliver(recorder, senders, item, now))
+    except _RecordFailed as exc:
+        raise exc.error from None  # the database error itself, as before
     finally:
         senders.close()
     return report
 
 
-def _deliver(db: Connection, senders: _Senders, item: Claimed, now: datetime) -> Outcome:
+class _RecordFailed(Exception):
+    """Writing an outcome failed (the database); carried past the senders' error handling to the caller."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Recorder:
+    """Writes each outcome on the run's one connection in a helper thread, so that one message's commit
+    overlaps the start of the next message's delivery (the SMTP connection, MAIL and RCPT round trips).
+
+    `wait()` is the barrier, and every sender calls it (as `before_accept`) right before the receiver can
+    accept the next message: before SMTP DATA, before writing the mail file, before a webhook or SMS request.
+    So at most one accepted message is ever unrecorded — the one in flight — as with a write after each
+    send, and a crash repeats at most that one (tests/integration/test_notify_crash.py). The connection is
+    only ever used by one thread at a time: the dispatching thread touches it only after `wait()`."""
+
+    def __init__(self, db: Connection):
+        self.db = db
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-record")
+        self._pending: Future | None = None
+
+    def __enter__(self) -> "_Recorder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self._pending is not None:
+                futures_wait([self._pending])  # finish the write in progress; the error being raised wins
+        finally:
+            self._thread.shutdown(wait=True)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                pending.result()
+            except Exception as exc:
+                raise _RecordFailed(exc) from exc
+
+    def finish(self, item: Claimed, outcome: Outcome, **values) -> None:
+        """Record `outcome` (values as for _finish) in the background; "lost" if the lease was lost."""
+        self.wait()
+        self._pending = self._thread.submit(self._write, item, outcome, values)
+
+    def _write(self, item: Claimed, outcome: Outcome, values: dict) -> None:
+        if not _finish(self.db, item, **values):
+            log.warning("outbox #%s: lease lost before the outcome (%s) was recorded; another worker has it",
+                        item.id, outcome.result)
+            outcome.result = "lost"
+
+
+def _deliver(recorder: _Recorder, senders: _Senders, item: Claimed, now: datetime) -> Outcome:
     outcome = Outcome(item.id, item.channel, item.destination, "sent")
-    provider_id = None
     if item.channel == "sms":
-        if _interrupted(db, item):
+        recorder.wait()
+        if _interrupted(recorder.db, item):
             outcome.result, outcome.error = "dead", UNKNOWN_OUTCOME
-            written = _finish(db, item, state="dead", last_error=UNKNOWN_OUTCOME, log_kind="dead",
-                              detail={"error": UNKNOWN_OUTCOME}, timeline="notification.failed")
+            recorder.finish(item, outcome, state="dead", last_error=UNKNOWN_OUTCOME, log_kind="dead",
+                            detail={"error": UNKNOWN_OUTCOME}, timeline="notification.failed")
             log.warning("outbox #%s sms: %s", item.id, UNKNOWN_OUTCOME)
-            return outcome if written else Outcome(item.id, item.channel, item.destination, "lost")
-        if not _mark_sending(db, item):
+            return outcome
+        if not _mark_sending(recorder.db, item):
             return Outcome(item.id, item.channel, item.destination, "lost")
     try:
-        where, provider_id = senders.send(item)
+        where, provider_id = senders.send(item, before_accept=recorder.wait)
+    except _RecordFailed:
+        raise
     except DeliveryError as exc:
         outcome.error = str(exc)
         if exc.permanent or item.attempts >= MAX_ATTEMPTS:
             outcome.result = "dead"
             reason = "permanent failure" if exc.permanent else f"gave up after {item.attempts} attempts"
-            written = _finish(db, item, state="dead", last_error=outcome.error[:1000], log_kind="dead",
-                              detail={"error": outcome.error[:500], "reason": reason}, timeline="notification.failed")
+            recorder.finish(item, outcome, state="dead", last_error=outcome.error[:1000], log_kind="dead",
+                            detail={"error": outcome.error[:500], "reason": reason}, timeline="notification.failed")
             log.warning("outbox #%s %s %s → dead letter (%s): %s", item.id, item.channel, item.event_type,
                         reason, outcome.error)
         else:
@@ -538,10 +606,10 @@ def _deliver(db: Connection, senders: _Senders, item: Claimed, now: datetime) ->
             if exc.retry_after_s:
                 delay = max(delay, min(exc.retry_after_s, MAX_BACKOFF_S))
             outcome.next_attempt_at = now + timedelta(seconds=delay)
-            written = _finish(db, item, state="failed", last_error=outcome.error[:1000],
-                              next_attempt_at=outcome.next_attempt_at, log_kind="failed",
-                              detail={"error": outcome.error[:500], "retry_at": outcome.next_attempt_at.isoformat()},
-                              timeline="notification.failed")
+            recorder.finish(item, outcome, state="failed", last_error=outcome.error[:1000],
+                            next_attempt_at=outcome.next_attempt_at, log_kind="failed",
+                            detail={"error": outcome.error[:500], "retry_at": outcome.next_attempt_at.isoformat()},
+                            timeline="notification.failed")
             log.info("outbox #%s %s %s failed (attempt %s of %s), retry in %.0f s: %s", item.id, item.channel,
                      item.event_type, item.attempts, MAX_ATTEMPTS, delay, outcome.error)
     except Exception as exc:  # a bug in a sender must not lose the row: count the attempt and retry later
@@ -549,37 +617,35 @@ def _deliver(db: Connection, senders: _Senders, item: Claimed, now: datetime) ->
         outcome.error = f"internal error: {type(exc).__name__}: {exc}"[:1000]
         if item.attempts >= MAX_ATTEMPTS:
             outcome.result = "dead"
-            written = _finish(db, item, state="dead", last_error=outcome.error, log_kind="dead",
-                              detail={"error": outcome.error[:500]}, timeline="notification.failed")
+            recorder.finish(item, outcome, state="dead", last_error=outcome.error, log_kind="dead",
+                            detail={"error": outcome.error[:500]}, timeline="notification.failed")
         else:
             outcome.result = "retry"
             outcome.next_attempt_at = now + timedelta(seconds=backoff_delay(item.attempts))
-            written = _finish(db, item, state="failed", last_error=outcome.error,
-                              next_attempt_at=outcome.next_attempt_at, log_kind="failed",
-                              detail={"error": outcome.error[:500]}, timeline="notification.failed")
+            recorder.finish(item, outcome, state="failed", last_error=outcome.error,
+                            next_attempt_at=outcome.next_attempt_at, log_kind="failed",
+                            detail={"error": outcome.error[:500]}, timeline="notification.failed")
     else:
         outcome.provider_message_id = provider_id
-        written = _finish(db, item, state="sent", sent_at=utcnow(), last_error="", log_kind="sent",
-                          provider_message_id=provider_id, timeline="notification.sent")
+        recorder.finish(item, outcome, state="sent", sent_at=utcnow(), last_error="", log_kind="sent",
+                        provider_message_id=provider_id, timeline="notification.sent")
         log.info("outbox #%s %s %s sent to %s", item.id, item.channel, item.event_type, where)
-    if not written:
-        log.warning("outbox #%s: lease lost before the outcome (%s) was recorded; another worker has it",
-                    item.id, outcome.result)
-        outcome.result = "lost"
     return outcome
 
 
-def _defer(db: Connection, item: Claimed, until: datetime) -> Outcome:
+def _defer(recorder: _Recorder, item: Claimed, until: datetime) -> Outcome:
     """Quiet hours: give the row back for `until`, the attempt not counted, and say so in the log/timeline."""
-    _finish(db, item, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
-            next_attempt_at=until, log_kind="deferred", detail={"reason": "quiet_hours", "until": until.isoformat()},
-            timeline="notification.deferred")
+    outcome = Outcome(item.id, item.channel, item.destination, "deferred", next_attempt_at=until)
+    recorder.finish(item, outcome, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
+                    next_attempt_at=until, log_kind="deferred",
+                    detail={"reason": "quiet_hours", "until": until.isoformat()}, timeline="notification.deferred")
     log.info("outbox #%s sms deferred to %s (quiet hours at the recipient)", item.id, until.isoformat())
-    return Outcome(item.id, item.channel, item.destination, "deferred", next_attempt_at=until)
+    return outcome
 
 
-def _release(db: Connection, item: Claimed, now: datetime) -> Outcome:
+def _release(recorder: _Recorder, item: Claimed, now: datetime) -> Outcome:
     """Give back a claimed row we no longer have time to send within the lease (not counted as an attempt)."""
-    _finish(db, item, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
-            next_attempt_at=now)
-    return Outcome(item.id, item.channel, item.destination, "released")
+    outcome = Outcome(item.id, item.channel, item.destination, "released")
+    recorder.finish(item, outcome, state="pending" if item.attempts <= 1 else "failed", attempts=item.attempts - 1,
+                    next_attempt_at=now)
+    return outcome

@@ -28,7 +28,7 @@ class PrivacyController(Controller):
     def export(self, request: Request, customer_id: FromPath[int], db: NamedDependency[Session]) -> Response:
         customer = db.get(Customer, customer_id)
         if customer is None:
-            raise NotFoundException(staff_text("No customer with id %(id)s.", id=customer_id))
+            raise NotFoundException(detail=staff_text("No customer with id %(id)s.", id=customer_id))
         data = customer_export(db, customer)
         staff = staff_of(request)
         audit(db, staff.email, EXPORT_ACTION, f"customer:{customer.id}", {}, {

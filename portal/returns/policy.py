@@ -109,7 +109,7 @@ def validate_selection(
         text = req.quantity_text.strip()
         if text in ("", "0"):
             continue
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True, but int("²") fails
             errors[field] = "quantity_not_number"
             continue
         qty = int(text)

@@ -20,7 +20,7 @@ from litestar.utils.scope.state import ScopeState
 from sqlmodel import Session
 
 from portal.db import session_scope
-from portal.i18n import COUNTRY_LANGUAGE, pick_language
+from portal.i18n import COUNTRY_LANGUAGE, N_, pick_language
 from portal.models import Order, Return
 from portal.returns import labels as return_labels
 from portal.returns import policy, service, status_cache
@@ -32,7 +32,7 @@ from portal.web.templating import page
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_FIELD = 1000
-STATUS_RATE_LIMITED = "Too many attempts. Please wait a few minutes and try again."  # in the catalogues
+STATUS_RATE_LIMITED = N_("Too many attempts. Please wait a few minutes and try again.")
 
 
 def _csrf_input(request: Request) -> str:
@@ -98,7 +98,7 @@ class ConsumerController(Controller):
     def _granted_order(self, request: Request, db: Session, number: str) -> Order:
         order = service.find_order_by_number(db, number)
         if order is None or order.id not in _granted_orders(request):
-            raise NotFoundException("Find your order first with its number and your e-mail or postcode.")
+            raise NotFoundException(N_("Find your order first with its number and your e-mail or postcode."))
         return order
 
     @get("/orders/{number:str}", name="choose_lines", sync_to_thread=True)
@@ -128,7 +128,7 @@ class ConsumerController(Controller):
         line_ids = [line.id for line in service.order_lines(db, order.id)]
         requested = []
         for key in data:
-            if key.startswith("qty_") and not key[4:].isdigit():
+            if key.startswith("qty_") and not (key[4:].isascii() and key[4:].isdigit()):  # "²".isdigit() is True
                 return self._choose_page(request, db, order, values={}, errors={"form": "unknown_line"}, status_code=400)
             if key.startswith("qty_") and int(key[4:]) not in line_ids:
                 return self._choose_page(request, db, order, values={}, errors={"form": "unknown_line"}, status_code=400)
@@ -164,7 +164,7 @@ class ConsumerController(Controller):
                 return ret
             decision = hit(engine, misses, settings.status_miss_limit, settings.status_miss_window_s)
             if decision.allowed:
-                raise NotFoundException("This status link is not valid. Check that you copied the whole link.")
+                raise NotFoundException(N_("This status link is not valid. Check that you copied the whole link."))
         raise TooManyRequestsException(STATUS_RATE_LIMITED, headers={"Retry-After": str(decision.retry_after_s)})
 
     @get("/r/{rma:str}/{token:str}", name="status", sync_to_thread=True)
@@ -201,20 +201,20 @@ class ConsumerController(Controller):
             service.cancel_return(db, ret)
         except service.ReturnError:
             db.rollback()
-            return error_page(request, 409, "This return can no longer be cancelled: the parcel is already on its way.")
+            return error_page(request, 409, N_("This return can no longer be cancelled: the parcel is already on its way."))
         return Redirect(path=f"/r/{ret.rma}/{ret.status_token}")
 
     def _label_ready(self, request: Request, db: Session, rma: str, token: str):
         ret = self._return_for(request, db, rma, token)
         if ret.status in ("pending_approval", "rejected", "cancelled", "expired"):
-            return ret, error_page(request, 409, "There is no label for this return: it is not approved, or it was cancelled.")
+            return ret, error_page(request, 409, N_("There is no label for this return: it is not approved, or it was cancelled."))
         return ret, None
 
     @get("/r/{rma:str}/{token:str}/label.pdf", name="label_pdf", sync_to_thread=True)
     def label_pdf(self, request: Request, rma: FromPath[str], token: FromPath[str], db: NamedDependency[Session],
                   layout: FromQuery[str] = "a4") -> Response:
         if layout not in ("a4", "thermal"):
-            return error_page(request, 400, "Choose the A4 label or the label-printer (thermal) label.")
+            return error_page(request, 400, N_("Choose the A4 label or the label-printer (thermal) label."))
         ret, refusal = self._label_ready(request, db, rma, token)
         if refusal:
             return refusal

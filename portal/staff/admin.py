@@ -41,7 +41,7 @@ def _user(db: Session, user_id: int):
     try:
         return users.get_user(db, user_id)
     except users.UserNotFound as exc:
-        raise NotFoundException(exc.args[0]) from exc
+        raise NotFoundException(detail=exc.args[0]) from exc
 
 
 class AdminController(Controller):
@@ -65,12 +65,10 @@ class AdminController(Controller):
 
     @get("/", name="staff_users", opt={"roles": ADMIN}, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._list(request, db)
 
     @post("/", name="staff_user_create", opt={"roles": ADMIN}, sync_to_thread=True)
     def create(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         values = {"email": _text(data, "email", 255).strip(), "name": _text(data, "name", 121).strip(), "role": _text(data, "role", 12)}
         try:
             user = users.create_user(db, staff_of(request), values["email"], values["name"], values["role"],
@@ -82,12 +80,10 @@ class AdminController(Controller):
 
     @get("/{user_id:int}", name="staff_user", opt={"roles": ADMIN}, sync_to_thread=True)
     def edit(self, request: Request, user_id: FromPath[int], db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._edit(request, db, user_id)
 
     @post("/{user_id:int}/role", name="staff_user_role", opt={"roles": ADMIN}, sync_to_thread=True)
     def change_role(self, request: Request, user_id: FromPath[int], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         _user(db, user_id)
         try:
             users.change_role(db, staff_of(request), user_id, _text(data, "role", 12), client_ip(request))
@@ -98,7 +94,6 @@ class AdminController(Controller):
 
     @post("/{user_id:int}/active", name="staff_user_active", opt={"roles": ADMIN}, sync_to_thread=True)
     def set_active(self, request: Request, user_id: FromPath[int], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         _user(db, user_id)
         wanted = _text(data, "active", 5)
         if wanted not in ("0", "1"):
@@ -112,7 +107,6 @@ class AdminController(Controller):
 
     @post("/{user_id:int}/password", name="staff_user_password", opt={"roles": ADMIN}, sync_to_thread=True)
     def reset_password(self, request: Request, user_id: FromPath[int], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         _user(db, user_id)
         try:
             users.reset_password(db, staff_of(request), user_id, _text(data, "password", 1001))

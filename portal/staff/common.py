@@ -19,14 +19,14 @@ class VersionConflict(ClientException):
 def return_by_rma(db: Session, rma: str) -> Return:
     ret = db.exec(select(Return).where(Return.rma == normalise_rma(rma))).first()
     if ret is None:
-        raise NotFoundException(staff_text("No return with RMA %(rma)s.", rma=rma))
+        raise NotFoundException(detail=staff_text("No return with RMA %(rma)s.", rma=rma))
     return ret
 
 
 def check_version(ret: Return, submitted: str | int | None) -> None:
     """Optimistic concurrency: the form carries the version it was rendered from."""
     if str(submitted) != str(ret.version):
-        raise VersionConflict(staff_text(
+        raise VersionConflict(detail=staff_text(
             "Someone else changed return %(rma)s after you opened it. Reload the page to see their changes.", rma=ret.rma
         ))
 
@@ -39,7 +39,7 @@ def bump_version(db: Session, ret: Return, expected: int) -> None:
         sa.update(Return).where(Return.id == ret.id, Return.version == expected).values(version=expected + 1)
     )
     if result.rowcount != 1:
-        raise VersionConflict(staff_text("Someone else changed return %(rma)s at the same time. Reload and try again.",
+        raise VersionConflict(detail=staff_text("Someone else changed return %(rma)s at the same time. Reload and try again.",
                                          rma=ret.rma))
     ret.version = expected + 1
 

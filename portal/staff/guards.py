@@ -23,11 +23,11 @@ SEEN_KEY = "staff_seen"
 def staff_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     user = current_staff(connection)
     if user is None:
-        raise NotAuthorizedException(staff_text("Please log in."))
+        raise NotAuthorizedException(detail=staff_text("Please log in."))
     connection.state.staff = user  # also before a refusal: the error page speaks the user's language
     allowed = handler.opt.get("roles") or ("admin",)
     if user.role != "admin" and user.role not in allowed:
-        raise PermissionDeniedException(staff_text("Your role does not give access to this page."))
+        raise PermissionDeniedException(detail=staff_text("Your role does not give access to this page."))
 
 
 def current_staff(connection: ASGIConnection) -> StaffPrincipal | None:

@@ -75,12 +75,10 @@ class ReceivingController(Controller):
 
     @get("/receive", name="staff_receive", opt={"roles": WAREHOUSE}, sync_to_thread=False)
     def station(self, request: Request) -> Template:
-        request.state.lang = "en"
         return self._station(request)
 
     @post("/receive", name="staff_receive_scan", opt={"roles": WAREHOUSE}, sync_to_thread=True)
     def scan(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         code = arrivals.clean_code(_text(data, "code"))
         if not code:
             return self._station(request, 400, error=staff_text("Scan a label or type an RMA, order or tracking number."))
@@ -128,12 +126,10 @@ class ReceivingController(Controller):
 
     @get("/returns/{rma:str}/inspect", name="staff_inspect", opt={"roles": WAREHOUSE}, sync_to_thread=True)
     def inspect_form(self, request: Request, rma: FromPath[str], db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._inspection_page(request, db, return_by_rma(db, rma))
 
     @post("/returns/{rma:str}/inspect", name="staff_inspect_submit", opt={"roles": WAREHOUSE}, sync_to_thread=True)
     def inspect(self, request: Request, rma: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         ret = return_by_rma(db, rma)
         refused = inspection.refusal(db, ret)
         if refused:

@@ -62,7 +62,6 @@ def _deduction_values(plan: refunding.RefundPlan) -> dict[str, Any]:
 
 def _render(request: Request, plan: refunding.RefundPlan, status_code: int = 200, *, values: dict | None = None,
             errors: dict | None = None, message: str = "", message_kind: str = "alert", **extra: Any) -> Template:
-    request.state.lang = "en"
     shown = _deduction_values(plan)
     if values is not None:  # what was typed, so a refused form keeps it
         shown = {"return_fee": values.get("return_fee") in ("1", "on", "yes", "true"),
@@ -135,7 +134,6 @@ class RefundController(Controller):
 
     @get("/refunds", name="staff_refunds", opt={"roles": ("support",)}, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         lists = refunding.refund_lists(db, _tz(request))
         return page(request, "staff/refunds.html", staff=staff_of(request), lists=lists,
                     message=DONE_MESSAGES.get(request.query_params.get("done", ""), ""))
@@ -177,7 +175,7 @@ class RefundController(Controller):
         try:
             refund, ret, _order = refunding.get_refund(db, refund_id)
         except refunding.RefundNotFound as exc:
-            raise NotFoundException(exc.args[0]) from exc
+            raise NotFoundException(detail=exc.args[0]) from exc
         return refund, ret
 
     @staticmethod

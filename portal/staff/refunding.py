@@ -391,14 +391,14 @@ def _bump(db: Session, ret: Return) -> None:
     result = db.exec(sa.update(Return).where(Return.id == ret.id, Return.version == ret.version)
                      .values(version=ret.version + 1))
     if result.rowcount != 1:  # pragma: no cover - the row is locked by _lock_return
-        raise VersionConflict(staff_text("Someone else changed return %(rma)s at the same time. Reload and try again.",
+        raise VersionConflict(detail=staff_text("Someone else changed return %(rma)s at the same time. Reload and try again.",
                                          rma=ret.rma))
     ret.version += 1
 
 
 def _check_version(ret: Return, submitted: str | None) -> None:
     if str(submitted or "").strip() != str(ret.version):
-        raise VersionConflict(staff_text(
+        raise VersionConflict(detail=staff_text(
             "Someone else changed return %(rma)s after you opened it (for example the inspection). "
             "Reload the page and check the refund again.", rma=ret.rma
         ))

@@ -44,7 +44,6 @@ class SupportController(Controller):
 
     @get("/returns", name="staff_returns", opt={"roles": EVERYONE}, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         result = search.search_returns(db, request.query_params.get("q"))
         return page(request, "staff/returns.html", staff=staff_of(request), result=result,
                     kind_labels=search.KIND_LABELS)
@@ -62,7 +61,6 @@ class SupportController(Controller):
 
     @get("/returns/{rma:str}", name="staff_return", opt={"roles": EVERYONE}, sync_to_thread=True)
     def show(self, request: Request, rma: FromPath[str], db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         notice = {"note": staff_text("Note saved."), "sent": staff_text("The status link is on its way to the customer."),
                   "registered": staff_text("Return registered on the customer's behalf."),
                   "shipped": staff_text("The replacement is marked as shipped; the customer sees the tracking number.")
@@ -71,7 +69,6 @@ class SupportController(Controller):
 
     @post("/returns/{rma:str}/notes", name="staff_return_note", opt={"roles": EVERYONE}, sync_to_thread=True)
     def add_note(self, request: Request, rma: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         ret = return_by_rma(db, rma)
         text = _field(data, "note", return_view.NOTE_MAX * 4)
         try:
@@ -84,7 +81,6 @@ class SupportController(Controller):
 
     @post("/returns/{rma:str}/resend-link", name="staff_return_resend", opt={"roles": ("support",)}, sync_to_thread=True)
     def resend_link(self, request: Request, rma: FromPath[str], db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         ret = return_by_rma(db, rma)
         decision = hit(request.app.state.engine, f"resend-link:{ret.id}", return_view.RESEND_LIMIT,
                        return_view.RESEND_WINDOW_S)
@@ -100,7 +96,6 @@ class SupportController(Controller):
           sync_to_thread=True)
     def exchange_shipped(self, request: Request, rma: FromPath[str], data: FormData,
                          db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         ret = return_by_rma(db, rma)
         tracking = _field(data, exchange_shipping.FIELD, 200)
         try:
@@ -117,7 +112,7 @@ class SupportController(Controller):
     def _order(self, db: Session, number: str) -> Order:
         order = service.find_order_by_number(db, number) if "\x00" not in number else None
         if order is None:
-            raise NotFoundException(staff_text("No order with number %(number)s.", number=number))
+            raise NotFoundException(detail=staff_text("No order with number %(number)s.", number=number))
         return order
 
     def _register_page(self, request: Request, db: Session, order: Order, values: dict, errors: dict,
@@ -130,12 +125,10 @@ class SupportController(Controller):
 
     @get("/orders/{number:str}/register", name="staff_register", opt={"roles": ("support",)}, sync_to_thread=True)
     def register_form(self, request: Request, number: FromPath[str], db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._register_page(request, db, self._order(db, number), values={}, errors={})
 
     @post("/orders/{number:str}/register", name="staff_register_submit", opt={"roles": ("support",)}, sync_to_thread=True)
     def register(self, request: Request, number: FromPath[str], data: FormData, db: NamedDependency[Session]) -> Template | Redirect:
-        request.state.lang = "en"
         order = self._order(db, number)
         values = {k: _field(data, k, 1000) for k in data if k != "_csrf_token"}
         try:

@@ -55,12 +55,10 @@ class WebhookAdminController(Controller):
 
     @get("/", name="staff_webhooks", opt=ADMIN, sync_to_thread=True)
     def index(self, request: Request, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         return self._list_page(request, db)
 
     @post("/", name="staff_webhooks_create", opt=ADMIN, sync_to_thread=True)
     def create(self, request: Request, data: FormData, db: NamedDependency[Session]) -> Template:
-        request.state.lang = "en"
         staff = staff_of(request)
         values = {"url": _text(data, "url", 600), "description": _text(data, "description", 300),
                   "event_types": _list(data, "event_types")}
@@ -77,10 +75,9 @@ class WebhookAdminController(Controller):
 
     @get("/{id:int}", name="staff_webhook", opt=ADMIN, sync_to_thread=True)
     def detail(self, request: Request, id: FromPath[int], db: NamedDependency[Session]) -> Template:  # noqa: A002
-        request.state.lang = "en"
         endpoint = endpoints.get_endpoint(db, id)
         if endpoint is None:
-            raise NotFoundException(staff_text("No webhook endpoint #%(id)s.", id=id))
+            raise NotFoundException(detail=staff_text("No webhook endpoint #%(id)s.", id=id))
         redelivered = request.query_params.get("redelivered", "")
         return page(request, "staff/webhooks.html", staff=staff_of(request), endpoint=endpoint,
                     hint=endpoints.secret_hint(endpoint.secret), deliveries=endpoints.delivery_log(db, endpoint.id),
@@ -91,7 +88,7 @@ class WebhookAdminController(Controller):
     def deactivate(self, request: Request, id: FromPath[int], db: NamedDependency[Session]) -> Redirect:  # noqa: A002
         endpoint = endpoints.get_endpoint(db, id)
         if endpoint is None:
-            raise NotFoundException(staff_text("No webhook endpoint #%(id)s.", id=id))
+            raise NotFoundException(detail=staff_text("No webhook endpoint #%(id)s.", id=id))
         endpoints.deactivate_endpoint(db, endpoint, staff_of(request).email, client_ip(request))
         return Redirect(path=f"/staff/webhook-endpoints/{endpoint.id}", query_params={"deactivated": "1"}, status_code=303)
 
@@ -101,9 +98,9 @@ class WebhookAdminController(Controller):
             message = endpoints.redeliver(db, id, staff_of(request).email, client_ip(request))
         except endpoints.DeliveryNotFound as exc:
             db.rollback()
-            raise NotFoundException(exc.args[0]) from None
+            raise NotFoundException(detail=exc.args[0]) from None
         except endpoints.DeliveryBusy as exc:
             db.rollback()
-            raise Conflict(exc.args[0]) from None
+            raise Conflict(detail=exc.args[0]) from None
         return Redirect(path=f"/staff/webhook-endpoints/{message.endpoint_id}", query_params={"redelivered": str(message.id)},
                         status_code=303)

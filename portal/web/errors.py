@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 from sqlalchemy.exc import OperationalError, InterfaceError
 
+from portal.i18n import N_, StaffText
 from portal.staff.guards import current_staff
 from portal.web.templating import page, staff_language
 
@@ -49,6 +51,16 @@ def error_page(request: Request, status: int, detail: str = "", headers: dict | 
     return response
 
 
+def _generic(status: int, detail: str) -> bool:
+    """Litestar's own details (the status phrase, "Validation failed for GET /…"): English and nothing more
+    than the heading says. Every detail the portal passes is a catalogue message instead."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return detail == phrase or detail.startswith("Validation failed for ")
+
+
 def _staff_error_language(request: Request, status: int) -> str:
     """Back-office error pages keep the consumer look but speak the staff user's language. The guard has
     not run for an unknown page or a refused role, so the session is read here (not when the database failed)."""
@@ -68,13 +80,15 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response | Te
         extra = exc.extra if isinstance(exc.extra, list) else []
         return problem(400, "The request has invalid fields", [dict(e) for e in extra if isinstance(e, dict)])
     if "csrf" in str(exc.detail).lower():
-        detail = "Your form expired or was sent from another page. Please go back, reload and try again."
+        detail = N_("Your form expired or was sent from another page. Please go back, reload and try again.")
+    elif not _wants_problem(request) and not isinstance(detail, StaffText) and _generic(status, str(detail)):
+        detail = ""  # the heading says it already, in the page's language
     return error_page(request, status, detail, headers=getattr(exc, "headers", None))
 
 
 def handle_database_unavailable(request: Request, exc: Exception) -> Response | Template:
     log.warning("database unavailable: %s", exc)
-    return error_page(request, 503, "Please try again in a minute.", headers={"Retry-After": "10"})
+    return error_page(request, 503, N_("Please try again in a minute."), headers={"Retry-After": "10"})
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response | Template:

@@ -106,7 +106,7 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
     """Render a page in the request's language (a staff page: the staff user's) with the merchant's time zone."""
     if name.startswith(STAFF_TEMPLATES):
         context.setdefault("lang", staff_language(request))
-    context.setdefault("lang", getattr(request.state, "lang", None) or "en")
+    context.setdefault("lang", getattr(request.state, "lang", None) or request_language(request))
     context.setdefault("tz", request.app.state.settings.timezone)
     context.setdefault("brand", request.app.state.brand_cache.get())
     response = Template(template_name=name, context=context, status_code=status_code)
@@ -115,6 +115,15 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
         response.set_cookie("lang", chosen, max_age=365 * 24 * 3600, samesite="lax", httponly=True,
                             secure=request.app.state.settings.https)
     return response
+
+
+def request_language(request: Request) -> str:
+    """The consumer's language: ?lang=, the switcher's cookie, the browser's Accept-Language, the default.
+    Set on every request before its handler; also used for errors raised before that (CSRF, unknown page)."""
+    return i18n.pick_language(
+        request.query_params.get("lang"), request.cookies.get("lang"),
+        accept_language=request.headers.get("accept-language"), default=request.app.state.settings.default_language,
+    )
 
 
 def staff_language(request: Request) -> str:

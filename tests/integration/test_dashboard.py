@@ -95,15 +95,15 @@ def dataset(demo_engine):
         old = b.order("SE", "SEK", "2025-02-20T10:00:00", [("A-1", "shirts", 10, True)])
         n0 = b.order("NO", "NOK", "2024-12-01T10:00:00", [("D-4", "jackets", 2, True)])
 
-        r1 = b.ret(s1, "2025-03-05T08:00:00", [("A-1", 3, "too_small"), ("B-2", 1, "damaged")])
+        r1 = b.ret(s1, "2025-03-07T08:00:00", [("A-1", 3, "too_small"), ("B-2", 1, "damaged")])
         r2 = b.ret(s2, "2025-03-16T09:00:00", [("A-1", 2, "too_large"), ("C-3", 1, "too_small")])
         r3 = b.ret(n1, "2025-03-06T10:00:00", [("A-1", 1, "too_small"), ("D-4", 3, "not_as_described")], norway=True)
         b.ret(s1, "2025-03-07T10:00:00", [("A-1", 4, "changed_mind")], status="cancelled")  # never counted
         r5 = b.ret(n1, "2025-03-12T10:00:00", [("D-4", 1, "damaged")], norway=True)
         r6 = b.ret(old, "2025-02-25T10:00:00", [("A-1", 10, "other")])
 
-        # Paid: days from registration 4, 2, 3, 1, 10 (+ 2 in February). Monday 10 March 00:30 in Stockholm is
-        # still Sunday in UTC: the refund belongs to week 11, not 10.
+        # Paid: days from registration 2 (2 d 15.5 h), 2 (2 d 1 h), 3, 1, 10 (+ 2 in February). Monday 10 March
+        # 00:30 in Stockholm is still Sunday in UTC: the refund belongs to week 11, not 10.
         b.refund(r1, 40000, "SEK", issued="2025-03-09T23:30:00")
         b.refund(r2, 25000, "SEK", issued="2025-03-18T10:00:00")
         b.refund(r2, 5000, "SEK", issued="2025-03-19T10:00:00")
@@ -223,11 +223,11 @@ def test_march_figures_in_the_page(support, dataset):
     assert weekly["2025-W12"] == ["2025-03-17", "NOK300.00 (1)", "SEK300.00 (2)"]
     assert weekly["2025-W09"] == ["2025-02-24", "–", "–"]
     assert text_of(html, "figure-refunded") == "Refunded NOK1,800.00 SEK700.00 5 refunds paid"
-    # Days 1, 2, 3, 4, 10: median 3, 90th percentile 4 + 0.6 x 6 = 7.6.
-    assert text_of(html, "days-median") == "Median: 3.0"
-    assert text_of(html, "days-p90") == "90th percentile: 7.6"
+    # Days 1, 2, 2, 3, 10: median 2, 90th percentile 3 + 0.6 x 7 = 7.2.
+    assert text_of(html, "days-median") == "Median: 2.0"
+    assert text_of(html, "days-p90") == "90th percentile: 7.2"
     assert text_of(html, "days-count") == "Refunds: 5"
-    assert found["days-table"][1:] == [["1", "1"], ["2", "1"], ["3", "1"], ["4", "1"], ["10", "1"]]
+    assert found["days-table"][1:] == [["1", "1"], ["2", "2"], ["3", "1"], ["10", "1"]]  # counted per whole day
 
 
 def test_overdue_and_norway_storage(support, dataset):
@@ -266,7 +266,7 @@ def test_country_filter_changes_the_figures(support, dataset):
     assert found["return-rate-sku-table"][1:] == [["A-1", "Product A-1", "15", "5", "33.3 %"],
                                                    ["B-2", "Product B-2", "5", "1", "20.0 %"]]
     assert found["refunds-by-week-table"][0] == ["Week", "Starts", "SEK"]
-    assert text_of(sweden, "days-median") == "Median: 3.0" and text_of(sweden, "days-p90") == "90th percentile: 3.8"
+    assert text_of(sweden, "days-median") == "Median: 2.0" and text_of(sweden, "days-p90") == "90th percentile: 2.8"
     assert text_of(sweden, "overdue-count") == "1"
     assert "Choose Norway or all countries" in sweden and "norway-table" not in sweden
 
@@ -291,7 +291,7 @@ def test_date_range_and_threshold_change_the_figures(support, dataset):
     assert found["return-rate-sku-table"][1:][1] == ["A-1", "Product A-1", "15", "4", "26.7 %"]
     assert [row[0] for row in found["reasons-table"][1:]] == ["Too small", "Not as described", "Arrived damaged", "Total"]
     assert found["reasons-table"][-1] == ["Total", "9", "100.0 %"]
-    assert text_of(early, "days-median") == "Median: 2.5" and text_of(early, "days-p90") == "90th percentile: 3.7"
+    assert text_of(early, "days-median") == "Median: 1.5" and text_of(early, "days-p90") == "90th percentile: 1.9"
     with_february = support.get("/staff/dashboard?from=2025-02-01&to=2025-03-31").text
     assert text_of(with_february, "figure-refunded") == "Refunded NOK1,800.00 SEK1,699.00 6 refunds paid"
     by_sku = {row[0]: row[1:] for row in tables(with_february)["return-rate-sku-table"][1:]}
@@ -336,8 +336,10 @@ def test_csv_downloads(support, dataset):
     assert category[1] == ["jackets", "6", "4", "66.7"]
     reasons = read_csv(support.get(f"/staff/dashboard/reasons.csv?{MARCH}"))
     assert reasons[:2] == [["reason_code", "reason", "units", "share_percent"], ["too_small", "Too small", "5", "41.7"]]
-    days = read_csv(support.get(f"/staff/dashboard/days-to-refund.csv?{MARCH}&country=NO"))
-    assert days == [["days", "refunds"], ["1", "1"], ["10", "1"]]
+    days = read_csv(support.get(f"/staff/dashboard/days-to-refund.csv?{MARCH}"))
+    assert days == [["days", "refunds"], ["1", "1"], ["2", "2"], ["3", "1"], ["10", "1"]]
+    norway = read_csv(support.get(f"/staff/dashboard/days-to-refund.csv?{MARCH}&country=NO"))
+    assert norway == [["days", "refunds"], ["1", "1"], ["10", "1"]]
     overdue = read_csv(support.get(f"/staff/dashboard/overdue-refunds.csv?{MARCH}"))
     assert overdue[0] == ["refund_id", "rma", "order_number", "country", "amount_minor", "currency", "state", "due_date",
                           "days_late"]
@@ -431,3 +433,27 @@ def test_admin_and_support_see_it_warehouse_does_not(staff_client, client):
     assert 'href="/staff/dashboard"' not in warehouse.get("/staff/").text
     anonymous = client.get("/staff/dashboard/reasons.csv", follow_redirects=False)
     assert anonymous.status_code == 302 and anonymous.headers["location"].startswith("/staff/login")
+
+
+# --- demo data ------------------------------------------------------------------------------------------
+
+
+def test_demo_refunds_are_idempotent_and_show_on_the_dashboard(staff_client, demo_engine):
+    from sqlmodel import select
+
+    from portal.demo import DEMO_REFUNDS, load_demo_refunds
+
+    with Session(demo_engine) as s:
+        assert load_demo_refunds(s) == len(DEMO_REFUNDS)
+        s.commit()
+    with Session(demo_engine) as s:
+        assert load_demo_refunds(s) == 0  # the second run finds every return and its refund
+        s.commit()
+        refunds = s.exec(select(Refund).order_by(Refund.id)).all()
+        assert sorted(r.state for r in refunds) == ["issued", "issued", "issued", "requested"]
+        assert all(r.amount_minor > 0 and r.breakdown["total_minor"] == r.amount_minor for r in refunds)
+        assert len(s.exec(select(Return)).all()) == len(DEMO_REFUNDS)
+    html = staff_client("support").get("/staff/dashboard").text
+    assert text_of(html, "overdue-count") == "1"  # the Finnish refund, due ten days ago and not paid
+    assert tables(html)["refunds-by-week-table"][0] == ["Week", "Starts", "DKK", "SEK"]
+    assert text_of(html, "days-count") == "Refunds: 3"

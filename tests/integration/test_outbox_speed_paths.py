@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
@@ -99,3 +100,34 @@ def test_claim_still_filters_by_channel(engine, settings):
     claimed = claim_due(engine, T0, 10, channel_names=("webhook", "email"))
     assert sorted(c.channel for c in claimed) == ["email", "email"]
     assert [c.channel for c in claim_due(engine, T0, 10, channel_names=("sms",))] == ["sms"]
+
+
+def test_a_failed_outcome_write_stops_the_run_before_the_next_message_is_accepted(engine, settings):
+    """The outcome is written in the background; if that write fails, the error surfaces at the next message's
+    barrier (before DATA), so the relay never gets a message while an earlier outcome is unrecorded."""
+    _queue(engine, 6, "fail")
+    events = DeliveryEvent.__table__.name
+
+    with running_smtp() as (sink, port):
+        original = sink.handle_DATA
+
+        async def data_then_break_the_log(server, session, envelope):
+            reply = await original(server, session, envelope)
+            if len(sink.received) == 3:  # a real database error for the third outcome's DeliveryEvent
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {events} RENAME TO {events}_gone"))
+            return reply
+
+        sink.handle_DATA = data_then_break_the_log
+        try:
+            with pytest.raises(sa.exc.DBAPIError):
+                dispatch_due(engine, now=T0, limit=6, settings=replace(settings, smtp_url=f"smtp://127.0.0.1:{port}"))
+        finally:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {events}_gone RENAME TO {events}"))
+        assert len(sink.received) == 3  # the fourth never reached DATA
+
+    with Session(engine) as s:
+        states = [m.state for m in s.exec(select(OutboxMessage).order_by(OutboxMessage.id))]
+    # Two recorded; the third's write was rolled back whole, so it stays leased and goes again (same Message-ID).
+    assert states == ["sent", "sent", "sending", "sending", "sending", "sending"]

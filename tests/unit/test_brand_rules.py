@@ -84,7 +84,18 @@ def test_logo_is_judged_by_its_bytes():
     for other in (image_bytes("GIF", mode="P"), image_bytes("BMP"), b"<svg xmlns='http://www.w3.org/2000/svg'/>"):
         assert "PNG or JPEG" in rules.check_logo(other)[1]
     assert "2001 × 5 pixels" in rules.check_logo(image_bytes("PNG", (2001, 5)))[1]
-    assert "damaged" in rules.check_logo(image_bytes("PNG", (50, 50))[:60])[1]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("keep", [0.5, -2])
+def test_a_cut_off_logo_is_damaged_even_when_pillow_is_told_to_load_truncated_images(monkeypatch, fmt, keep):
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # what importing WeasyPrint does
+    whole = image_bytes(fmt, (300, 100))
+    cut = whole[: int(len(whole) * keep)] if keep > 0 else whole[:keep]
+    assert rules.check_logo(whole)[1] is None
+    assert "damaged" in rules.check_logo(cut)[1]
 
 
 def test_brand_urls_are_versioned():
