@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def main() -> None:
         assert page.status_code == 200 and status_path.split("/")[2] in page.text, page.status_code
         backend = "PostgreSQL" if args.database_url else "SQLite"
         print(f"portal serve --workers {args.workers} on {backend}; {args.connections} connections, "
-              f"{args.seconds:g} s per endpoint; status page {len(page.content)} bytes")
+              f"{args.seconds:g} s per endpoint; status page {len(page.content)} bytes; load average before "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for path in ("/hello", status_path):  # warm-up: imports, template compilation, connection pool
             run_load(base_url + path, args.connections, 1.5)
         hello = run_load(base_url + "/hello", args.connections, args.seconds, server_cpu=server.cpu_seconds)

@@ -156,7 +156,9 @@ def dashboard_charts(dash, lang: str = "en") -> DashboardCharts:
     from portal.dashboard.metrics import histogram_buckets
 
     def rate_chart(chart_id: str, rows) -> Chart:
-        items = [Item(row.key, float(row.rate), f"{row.percent} % ({row.returned} of {row.sold})") for row in rows]
+        items = [Item(row.key, float(row.rate), staff_text("%(percent)s %% (%(returned)s of %(sold)s)",
+                                                            percent=row.percent, returned=row.returned, sold=row.sold))
+                 for row in rows]
         return bar_chart(chart_id, items, empty_text=staff_text("No returns in this period") if items else EMPTY_TEXT)
 
     weekly = {

@@ -57,14 +57,19 @@ def customer_of(session: Session, secret_key: str, token: str) -> tuple[Customer
     return (customer, found[1]) if customer is not None else None
 
 
+def withdrawn(session: Session, customer: Customer, channel: str) -> bool:
+    """True when the customer's latest marketing decision on `channel` is "no"."""
+    latest = session.exec(
+        select(Consent.granted).where(Consent.customer_id == customer.id, Consent.channel == channel,
+                                      Consent.purpose == PURPOSE).order_by(Consent.at.desc(), Consent.id.desc())
+    ).first()
+    return latest is False
+
+
 def withdraw(session: Session, customer: Customer, channel: str) -> bool:
     """Record that the customer no longer wants marketing on `channel`. True if that is news; a repeated
     click (mail clients may POST twice) adds nothing once the latest decision already says no."""
-    latest = session.exec(
-        select(Consent).where(Consent.customer_id == customer.id, Consent.channel == channel,
-                              Consent.purpose == PURPOSE).order_by(Consent.at.desc(), Consent.id.desc())
-    ).first()
-    if latest is not None and not latest.granted:
+    if withdrawn(session, customer, channel):
         return False
     session.add(Consent(customer_id=customer.id, channel=channel, purpose=PURPOSE, granted=False, at=utcnow(),
                         source=SOURCE))

@@ -148,6 +148,11 @@ def email_from_payload(payload: dict, *, message_id: str, to: str, sender: tuple
         raise DeliveryError("e-mail payload 'html' must be a string", permanent=True)
     if not to or "@" not in to or any(c in to for c in "\r\n"):
         raise DeliveryError(f"not an e-mail address: {to!r}", permanent=True)
+    try:
+        mime.address(sender[1])
+    except ValueError as exc:  # the merchant's settings, not this message: keep it until they are fixed
+        raise DeliveryError(f"the sender address (the merchant's support e-mail) is wrong: {exc}",
+                            permanent=False) from None
     name = payload.get("sender_name")
     if isinstance(name, str) and name.strip():
         sender = (name.strip(), sender[1])

@@ -32,6 +32,7 @@ MAX_LINE = 78
 WORD_BYTES = 39  # UTF-8 bytes per encoded-word: "=?utf-8?b?" + 52 base64 chars + "?=" keeps lines ≤ 76
 ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*")  # a phrase that needs no quoting (atoms and spaces)
 PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,16 @@ def header_text(name: str, value: str) -> str:
     if PRINTABLE_ASCII.fullmatch(value) and "=?" not in value and len(name) + 2 + len(value) <= MAX_LINE:
         return f"{name}: {value}"
     return f"{name}: " + f"{CRLF} ".join(encoded_words(value))
+
+
+def extra_header(name: str, value: str) -> str:
+    """A header the caller adds (X-Portal-Delivery, List-Unsubscribe): ASCII as it is, folded only where the
+    caller folded it (CRLF + space); other text as encoded-words. Anything else with a line break is refused."""
+    if not HEADER_NAME.fullmatch(name):
+        raise ValueError(f"not a header name: {name!r}")
+    if PRINTABLE_ASCII.fullmatch(value.replace(CRLF + " ", " ")) and len(name) + 2 + len(value) <= 998:
+        return f"{name}: {value}"
+    return header_text(name, value)
 
 
 def address(addr: str) -> str:
@@ -136,9 +147,7 @@ def compose(*, message_id: str, from_name: str, from_address: str, to: str, subj
         lines.append(f"Reply-To: {address(reply_to)}")
     lines.append(header_text("Subject", subject))
     for name, value in (headers or {}).items():
-        if not re.fullmatch(r"[A-Za-z0-9-]+", name) or not PRINTABLE_ASCII.fullmatch(value.replace(CRLF + " ", " ")):
-            raise ValueError(f"header {name!r} must be a plain ASCII name and value")
-        lines.append(f"{name}: {value}")
+        lines.append(extra_header(name, value))
     lines.append("MIME-Version: 1.0")
     head = CRLF.join(lines) + CRLF
     if html:

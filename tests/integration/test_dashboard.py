@@ -457,3 +457,19 @@ def test_demo_refunds_are_idempotent_and_show_on_the_dashboard(staff_client, dem
     assert text_of(html, "overdue-count") == "1"  # the Finnish refund, due ten days ago and not paid
     assert tables(html)["refunds-by-week-table"][0] == ["Week", "Starts", "DKK", "SEK"]
     assert text_of(html, "days-count") == "Refunds: 3"
+
+
+def test_swedish_staff_read_the_charts_in_swedish(staff_client, dataset, demo_engine):
+    from sqlmodel import select
+
+    from portal.models import StaffUser
+
+    client = staff_client("support")
+    with Session(demo_engine) as s:
+        for user in s.exec(select(StaffUser).where(StaffUser.role == "support")):
+            user.language = "sv"
+            s.add(user)
+        s.commit()
+    html = client.get(f"/staff/dashboard?{MARCH}").text
+    assert ">66.7 % (4 av 6)</text>" in html  # the number printed next to the bar
+    assert "Inga data för perioden" in client.get(f"/staff/dashboard?{MARCH}&country=DK").text

@@ -362,7 +362,7 @@ def test_retry_without_csrf_is_refused(staff_client, two_returns, demo_engine):
     assert admin.post(f"/staff/deliveries/{mid}/retry").status_code == 403
     assert admin.post(f"/staff/deliveries/{mid}/retry", data={"_csrf_token": "forged"}).status_code == 403
     detail = admin.get(f"/staff/deliveries/{mid}")
-    assert len(re.findall(r'name="_csrf_token" value="[^"]+"', detail.text)) == 2  # log-out and retry
+    assert len(re.findall(r'name="_csrf_token" value="[^"]+"', detail.text)) == 3  # log-out, language and retry
     with Session(demo_engine) as s:
         assert s.get(OutboxMessage, mid).state == "dead"
 

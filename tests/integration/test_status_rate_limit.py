@@ -47,7 +47,7 @@ def test_valid_links_work_misses_are_limited_then_everything_waits(client, demo_
     for i in range(LIMIT):
         wrong = client.get(_wrong(rma, i) if i % 2 else f"/r/R{i:07d}/{'y' * 43}")  # wrong token, unknown RMA
         assert wrong.status_code == 404, i
-        assert "This status link is not valid" in wrong.text
+        assert "Den här statuslänken är inte giltig" in wrong.text  # the detail in the page's language (sv)
     limited = client.get(_wrong(rma, 99), headers={"accept-language": "sv"})
     assert limited.status_code == 429
     assert 0 < int(limited.headers["retry-after"]) <= 601

@@ -110,7 +110,7 @@ def test_every_form_is_csrf_protected(admin, demo_engine):
     [endpoint] = endpoints_in_db(demo_engine)
     detail = admin.get(f"/staff/webhook-endpoints/{endpoint.id}")
     assert detail.text.count('name="_csrf_token" value=""') == 0  # a real token in every form
-    assert len(re.findall(r'name="_csrf_token" value="[^"]+"', detail.text)) == 3  # logout, deactivate, re-deliver
+    assert len(re.findall(r'name="_csrf_token" value="[^"]+"', detail.text)) == 4  # logout, language, deactivate, re-deliver
     assert admin.post(f"/staff/webhook-endpoints/{endpoint.id}/deactivate").status_code == 403
     assert admin.post(f"/staff/webhook-endpoints/deliveries/{mid}/redeliver").status_code == 403
     assert admin.post(f"/staff/webhook-endpoints/{endpoint.id}/deactivate", data={"_csrf_token": "forged"}).status_code == 403

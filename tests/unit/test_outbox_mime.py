@@ -126,3 +126,18 @@ def test_list_unsubscribe_headers_are_folded_and_read_back():
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     with pytest.raises(ValueError):
         _compose(headers={"X-Bad": "a\r\nBcc: x@example.com"})
+
+
+def test_extra_headers_keep_ascii_as_it_is_and_encode_other_text():
+    key = "notify:5:2:email:0:åsa@lager.example"  # an internal recipient's address is part of the key
+    msg = _parse(_compose(headers={"X-Portal-Delivery": key, "X-Plain": "notify:5:2:email:0"}).data)
+    assert msg["X-Portal-Delivery"] == key and msg["X-Plain"] == "notify:5:2:email:0"
+    with pytest.raises(ValueError):
+        _compose(headers={"Bad Name": "x"})
+
+
+def test_a_wrong_merchant_address_is_a_temporary_failure_not_the_messages_fault():
+    with pytest.raises(DeliveryError) as err:
+        channels.email_from_payload({"subject": "Hej", "text": "t"}, message_id="<m@x>", to="a@example.se",
+                                    sender=("Butiken", "support at butiken"), delivery_id="k")
+    assert not err.value.permanent and "sender address" in str(err.value)
