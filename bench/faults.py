@@ -1,9 +1,10 @@
 """Fault injection against the real processes, with counts.
 
 (a) worker-crash: thousands of queued e-mails (and some SMS) to a real SMTP server (aiosmtpd) and a 46elks-style
-    SMS provider on loopback; `portal worker` is killed with SIGKILL mid-dispatch (while an SMS request is in
-    flight), restarted, and the outbox drained. Counts: every e-mail's Message-ID delivered (a copy re-sent after
-    the crash carries the same Message-ID, so the receiver keeps one), no SMS sent twice, and the SMS whose
+    SMS provider on loopback; `portal worker` is killed with SIGKILL mid-dispatch twice: once while an e-mail has
+    been accepted but the SMTP server's reply is held back, once while an SMS request is open at the provider;
+    then a worker drains the outbox. Counts: every e-mail's Message-ID delivered (the copy re-sent after the
+    first crash carries the same Message-ID, so the receiver keeps one), no SMS sent twice, and the SMS whose
     outcome is unknown is a dead letter, as portal/outbox/dispatcher.py documents.
 (b) database-outage: a private, throwaway PostgreSQL instance (initdb in a temporary folder, run as the postgres
     user on a free port; the shared cluster is never touched) serves `portal serve` while clients register returns
@@ -19,6 +20,7 @@ The worker-crash case uses a throwaway database on --database-url (default TEST_
 from __future__ import annotations
 
 import argparse
+import asyncio
 import glob
 import os
 import re
@@ -87,20 +89,38 @@ def outbox_states(engine) -> Counter:
             "SELECT channel || ':' || state, count(*) FROM outbox_message GROUP BY channel, state")).all()))
 
 
+class HoldingMailSink(MailSink):
+    """The SMTP server; from the `hold_at`-th message on, it keeps the next one (as delivered) and holds back its
+    "250" reply until released: the worker dies not knowing the mail went (the classic lost-reply duplicate)."""
+
+    def __init__(self):
+        super().__init__()
+        self.hold_at: int | None = None
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        reply = await super().handle_DATA(server, session, envelope)
+        if self.hold_at is not None and len(self.received) >= self.hold_at and not self.holding.is_set():
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+        return reply
+
+
 def worker_crash(admin_url: str, emails: int, sms: int, log_dir: Path) -> bool:
-    print(f"== (a) worker killed mid-dispatch: {emails} e-mails and {sms} SMS queued")
-    sink = MailSink()
+    print(f"== (a) worker killed twice mid-dispatch (SIGKILL): {emails} e-mails and {sms} SMS queued")
+    sink = HoldingMailSink()
     smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    hold = threading.Event()  # set by the provider while it holds one SMS request open
-    release = threading.Event()
-    threshold = emails // 3
+    sms_holding, sms_release = threading.Event(), threading.Event()
+    sms_hold_after = 2 * emails // 3  # e-mails delivered before an SMS request is held open
     try:
         with running_sms_provider() as provider, postgres_database(admin_url) as url:
             def observe(request) -> None:  # runs in the provider's handler thread, before it answers
-                if not hold.is_set() and len(sink.received) >= threshold:
-                    hold.set()
-                    release.wait(30)
+                if not sms_holding.is_set() and len(sink.received) >= sms_hold_after:
+                    sms_holding.set()
+                    sms_release.wait(30)
             provider.observer = observe
             migrate(url)
             engine = make_engine(url)
@@ -110,26 +130,31 @@ def worker_crash(admin_url: str, emails: int, sms: int, log_dir: Path) -> bool:
             env = portal_env(url, 8000, SMTP_URL=f"smtp://127.0.0.1:{smtp.port}", SMS_PROVIDER="46elks",
                              SMS_API_URL=provider.url, SMS_USERNAME=ELKS_USER, SMS_PASSWORD=ELKS_PASSWORD,
                              SMS_SENDER="Butiken", NOTIFY_QUIET_HOURS="00:00-00:00")
-            worker = PortalProcess(["worker", "--interval", "1"], env, log_dir / "worker-1.log").start()
-            try:
-                wait_for(hold.is_set, 300, "an SMS in flight after a third of the e-mails")
-                delivered_before = len(sink.received)
-                worker.kill()  # SIGKILL while the SMS request is open and an e-mail batch is claimed
-                killed_at = time.monotonic()
-            finally:
-                release.set()
-                worker.kill()
-            states = outbox_states(engine)
-            print(f"killed (SIGKILL) after {delivered_before} e-mails had arrived; outbox then: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
-            worker = PortalProcess(["worker", "--interval", "1"], env, log_dir / "worker-2.log").start()
+            sink.hold_at = emails // 3
+            crashes = [("an e-mail was accepted by the SMTP server but its reply not yet read", sink.holding,
+                        sink.release),
+                       ("an SMS request was open at the provider", sms_holding, sms_release)]
+            killed_at = time.monotonic()
+            for number, (moment, holding, release) in enumerate(crashes, 1):
+                worker = PortalProcess(["worker", "--interval", "1"], env, log_dir / f"worker-{number}.log").start()
+                try:
+                    wait_for(holding.is_set, 400, moment)
+                    worker.kill()
+                    killed_at = time.monotonic()
+                finally:
+                    release.set()
+                    worker.kill()
+                states = outbox_states(engine)
+                print(f"crash {number}: killed while {moment}, after {len(sink.received)} e-mails had arrived; "
+                      "outbox then: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+            worker = PortalProcess(["worker", "--interval", "1"], env, log_dir / "worker-3.log").start()
             try:
                 def drained():
                     left = {k: v for k, v in outbox_states(engine).items()
                             if k.split(":")[1] in ("pending", "sending", "failed")}
                     return not left
                 wait_for(drained, 400, "the restarted worker to drain the outbox", poll_s=1)
-                print(f"restarted worker drained the outbox {time.monotonic() - killed_at:.0f} s after the kill "
+                print(f"restarted worker drained the outbox {time.monotonic() - killed_at:.0f} s after the last kill "
                       "(claimed rows wait for their 60 s lease)")
             finally:
                 worker.stop()

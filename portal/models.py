@@ -74,7 +74,7 @@ class Order(SQLModel, table=True):
     postcode: str = Field(max_length=16)
     country: str = Field(max_length=2)
     currency: str = Field(max_length=3)
-    placed_at: datetime = Field(sa_type=UTCDateTime)
+    placed_at: datetime = Field(sa_type=UTCDateTime, index=True)
     delivered_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     shipping_paid_minor: int = 0
     standard_shipping_minor: int = 0
@@ -149,7 +149,7 @@ class Return(SQLModel, table=True):
     tracking_number: Optional[str] = Field(default=None, index=True, max_length=40)
     is_norway: bool = False
     version: int = 1  # optimistic concurrency for staff actions
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     proof_of_sending_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     arrived_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
@@ -191,7 +191,7 @@ class Refund(SQLModel, table=True):
     method: str = Field(default="original_payment", max_length=20)
     state: str = Field(default="pending", index=True, max_length=12)
     due_date: Optional[date] = None
-    issued_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    issued_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, index=True)
     external_ref: Optional[str] = Field(default=None, max_length=100)
     breakdown: dict = json_column()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -528,6 +528,19 @@ class _RecordFailed(Exception):
         self.error = error
 
 
+_record_threads: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _record_pool() -> ThreadPoolExecutor:
+    """Threads shared by the runs of this process, started once rather than per batch (a run has at most
+    one write pending, so runs wait for each other only when more than four dispatch at once); a new pool
+    in a forked child, where the parent's threads do not exist."""
+    global _record_threads
+    if _record_threads is None or _record_threads[0] != os.getpid():
+        _record_threads = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox-record"))
+    return _record_threads[1]
+
+
 class _Recorder:
     """Writes each outcome on the run's one connection in a helper thread, so that one message's commit
     overlaps the start of the next message's delivery (the SMTP connection, MAIL and RCPT round trips).
@@ -540,20 +553,16 @@ class _Recorder:
 
     def __init__(self, db: Connection):
         self.db = db
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-record")
         self._pending: Future | None = None
 
     def __enter__(self) -> "_Recorder":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self.wait()
-            elif self._pending is not None:
-                futures_wait([self._pending])  # finish the write in progress; the error being raised wins
-        finally:
-            self._thread.shutdown(wait=True)
+        if exc_type is None:
+            self.wait()
+        elif self._pending is not None:
+            futures_wait([self._pending])  # let the write in progress end; the error being raised wins
 
     def wait(self) -> None:
         pending, self._pending = self._pending, None
@@ -566,7 +575,7 @@ class _Recorder:
     def finish(self, item: Claimed, outcome: Outcome, **values) -> None:
         """Record `outcome` (values as for _finish) in the background; "lost" if the lease was lost."""
         self.wait()
-        self._pending = self._thread.submit(self._write, item, outcome, values)
+        self._pending = _record_pool().submit(self._write, item, outcome, values)
 
     def _write(self, item: Claimed, outcome: Outcome, values: dict) -> None:
         if not _finish(self.db, item, **values):

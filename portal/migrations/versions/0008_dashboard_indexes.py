@@ -1,0 +1,24 @@
+"""Indexes for the dashboard's date-range filters (orders placed, returns registered, refunds issued).
+
+Revision ID: 0008
+Revises: 0007
+"""
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+INDEXES = (("ix_orders_placed_at", "orders", "placed_at"), ("ix_return_created_at", "return", "created_at"),
+           ("ix_refund_issued_at", "refund", "issued_at"))
+
+
+def upgrade() -> None:
+    for name, table, column in INDEXES:
+        op.create_index(name, table, [column])
+
+
+def downgrade() -> None:
+    for name, table, _ in INDEXES:
+        op.drop_index(name, table_name=table)
