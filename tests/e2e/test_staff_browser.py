@@ -1,4 +1,4 @@
-"""Staff in a real browser: log in, scan a demo RMA at the receiving station, inspect, issue the refund."""
+"""Staff in a real browser: log in, scan a demo RMA at the receiving station, inspect, issue the refund, see the dashboard."""
 
 from __future__ import annotations
 
@@ -72,4 +72,19 @@ def test_staff_receives_inspects_and_refunds(browser, live_server, live_database
         refunds = s.exec(select(Refund).where(Refund.return_id == ret.id)).all()
         assert ret.arrived_at is not None
         assert len(refunds) == 1 and refunds[0].state == "requested" and refunds[0].amount_minor > 0
+
+    page.goto("/staff/dashboard?country=DK")
+    assert page.locator("h1").inner_text() == "Dashboard"
+    assert page.locator("svg.chart[role=img]").count() >= 3  # server-side SVG charts, no script needed
+    reasons = page.locator("#reasons-heading").locator("xpath=ancestor::section[1]")
+    assert "too_small" in reasons.inner_html() or "Too small" in reasons.inner_text()  # the reason just returned
+    shoot(page, "dashboard")
+    with page.expect_download() as csv_download:
+        page.locator("a[href*='reasons.csv']").first.click()
+    assert csv_download.value.suggested_filename.endswith(".csv")
+
+    page.locator("#language-switch button").click()  # the back-office in Swedish
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "Översikt" and page.locator("html").get_attribute("lang") == "sv"
+    shoot(page, "dashboard-sv")
     context.close()
