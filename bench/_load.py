@@ -43,8 +43,8 @@ class LoadResult:
         return self.server_cpu_s * 1000 / self.requests if self.requests else float("nan")
 
     def line(self, name: str) -> str:
-        return (f"{name:<18} {self.rate:7.0f} req/s  p50 {self.percentile(50):6.1f} ms  p95 {self.percentile(95):6.1f} ms"
-                f"  p99 {self.percentile(99):6.1f} ms  errors {self.errors}  (n={self.requests}; server CPU "
+        return (f"{name:<18} {self.rate:7.0f} req/s  p50 {self.percentile(50):6.1f} ms  "
+                f"p95 {self.percentile(95):6.1f} ms  p99 {self.percentile(99):6.1f} ms  errors {self.errors}  (n={self.requests}; server CPU "
                 f"{self.server_cpu_ms_per_request:.2f} ms/request; generator CPU {self.generator_cpu_s:.1f} s)")
 
 

@@ -372,7 +372,8 @@ def database_outage(outage_s: float, clients: int, log_dir: Path) -> bool:
         engine.dispose()
         missing = [rma for rma in acked if rma not in stored]
         leak = any(marker in probe.text for marker in LEAK_MARKERS)
-        print(f"while down: a status page answered {probe.status_code}, Retry-After {probe.headers.get('retry-after')!r}, "
+        print(f"while down: a status page answered {probe.status_code}, "
+              f"Retry-After {probe.headers.get('retry-after')!r}, "
               f"portal page {'yes' if '/static/portal.css' in probe.text else 'NO'}, "
               f"stack trace or exception names {'FOUND' if leak else 'none'}")
         print("answers while down: " + (", ".join(f"{k} x{v}" for k, v in sorted(answers_down.items())) or "none")
@@ -385,7 +386,8 @@ def database_outage(outage_s: float, clients: int, log_dir: Path) -> bool:
               f"({on_load_orders - len(acked)} written but not acknowledged)")
         bad = sum(v for k, v in outcome.answers.items() if k.startswith("5") and "portal page" not in k)
         ok = not missing and not leak and probe.status_code == 503 and bad == 0
-        print(f"friendly 503 while down, self-recovery, no acknowledged registration lost -> {'OK' if ok else 'FAILED'}")
+        print("friendly 503 while down, self-recovery, no acknowledged registration lost -> "
+              + ("OK" if ok else "FAILED"))
         return ok
     finally:
         pg.destroy()

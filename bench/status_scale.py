@@ -39,26 +39,31 @@ GROW_SQL = [
     """INSERT INTO order_line (order_id, line_no, sku, name, category, quantity, unit_price_minor, discount_minor,
            vat_rate, returnable)
        SELECT o.id, 1, 'SKU-' || (g % 500), 'Bench item ' || (g % 500), 'clothing', 1, 29900, 0, 0.25, true
-       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g JOIN orders o ON o.number = 'BENCH-' || g""",
+       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g
+       JOIN orders o ON o.number = 'BENCH-' || g""",
     """INSERT INTO "return" (rma, order_id, status, status_reason, method, resolution, language, status_token,
            idempotency_key, is_norway, version, created_at, updated_at)
        SELECT 'B' || lpad(g::text, 9, '0'), o.id,
               (ARRAY['label_issued', 'in_transit', 'arrived', 'resolved', 'closed'])[1 + g % 5], '', 'drop_off',
               'refund', 'sv', md5('bench-token-' || g), 'bench-' || g, false, 1, now(), now()
-       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g JOIN orders o ON o.number = 'BENCH-' || g""",
+       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g
+       JOIN orders o ON o.number = 'BENCH-' || g""",
     """INSERT INTO return_line (return_id, order_line_id, quantity, reason, comment, resolution, received_quantity,
            acceptance, rejection_reason)
        SELECT r.id, ol.id, 1, 'too_small', '', 'refund', 0, 'pending', ''
-       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g JOIN "return" r ON r.rma = 'B' || lpad(g::text, 9, '0')
+       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g
+       JOIN "return" r ON r.rma = 'B' || lpad(g::text, 9, '0')
        JOIN order_line ol ON ol.order_id = r.order_id""",
     """INSERT INTO return_event (return_id, type, at, actor, data)
        SELECT r.id, t.type, now(), 'bench', '{}'
-       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g JOIN "return" r ON r.rma = 'B' || lpad(g::text, 9, '0')
+       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g
+       JOIN "return" r ON r.rma = 'B' || lpad(g::text, 9, '0')
        CROSS JOIN (VALUES ('return.registered'), ('label.issued')) t(type)""",
     """INSERT INTO refund (return_id, amount_minor, currency, method, state, due_date, issued_at, breakdown,
            created_at, failure_reason, attempts)
        SELECT r.id, 29900, 'SEK', 'original_payment', 'issued', current_date, now(), '{}', now(), '', 1
-       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g JOIN "return" r ON r.rma = 'B' || lpad(g::text, 9, '0')
+       FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g
+       JOIN "return" r ON r.rma = 'B' || lpad(g::text, 9, '0')
        WHERE g % 5 = 3""",
 ]
 
@@ -66,7 +71,8 @@ GROW_SQL = [
 def bench_customer(engine) -> int:
     with engine.begin() as conn:
         return conn.execute(sa.text(
-            "INSERT INTO customer (email, first_name, last_name, language, street, postcode, city, country, created_at) "
+            "INSERT INTO customer (email, first_name, last_name, language, street, postcode, city, country, "
+            "created_at) "
             "VALUES ('bench@example.se', 'Bench', 'Customer', 'sv', 'Bänkgatan 1', '11455', 'Stockholm', 'SE', now()) "
             "RETURNING id")).scalar_one()
 

@@ -8,6 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from portal.numbers import is_digits
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "dev-insecure-secret-change-me-0123456789abcdef"
 SUPPORTED_LANGUAGES = ("sv", "nb", "da", "fi", "en")
@@ -112,7 +114,7 @@ def _job_intervals(environ) -> dict[str, int]:
     for name, value in environ.items():
         if not name.startswith(JOB_INTERVAL_PREFIX) or not value.strip():
             continue
-        if not value.strip().isdigit() or int(value) < 1:
+        if not is_digits(value.strip()) or int(value) < 1:
             raise ConfigError(f"{name} must be a whole number of seconds, at least 1 (got {value!r})")
         found[name[len(JOB_INTERVAL_PREFIX):].lower().replace("_", "-")] = int(value)
     return found
@@ -121,7 +123,7 @@ def _job_intervals(environ) -> dict[str, int]:
 def _int_env(name: str, default: int) -> int:
     """A whole number of at least 1, or a ConfigError naming the variable."""
     value = _env(name, str(default)).strip()
-    if not value.isdigit() or int(value) < 1:
+    if not is_digits(value) or int(value) < 1:
         raise ConfigError(f"{name} must be a whole number, at least 1 (got {value!r})")
     return int(value)
 

@@ -13,6 +13,7 @@ from portal.api.schemas import (
 from portal.models import Order, OrderLine, Refund, Return
 from portal.returns import policy, service
 from portal.returns.identifiers import normalise_rma
+from portal.numbers import is_digits
 
 MAX_LIMIT = 200
 
@@ -110,6 +111,6 @@ def create_return(session: Session, data: ReturnIn, actor: str, today: date) -> 
 def _field(name: str, line_of: dict[int, int]) -> str:
     """Form field names (qty_17, reason_17) back to API names (lines.line_no=2.quantity)."""
     for prefix, attr in (("qty_", "quantity"), ("reason_", "reason"), ("comment_", "comment")):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
+        if name.startswith(prefix) and is_digits(name[len(prefix):]):
             return f"lines[line_no={line_of.get(int(name[len(prefix):]), '?')}].{attr}"
     return name

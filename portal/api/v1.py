@@ -21,6 +21,7 @@ from portal.api.schemas import (
     BulkIn, BulkItemResult, BulkOut, FieldError, OrderIn, OrderOut, ReturnDetail, ReturnIn, ReturnPage,
 )
 from portal.web.errors import problem
+from portal.numbers import is_digits
 
 MAX_BULK = 1000
 
@@ -107,7 +108,7 @@ class ReturnsApi(Controller):
         cursor: Annotated[Optional[str], QueryParameter(max_length=20, description="next_cursor of the previous page")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=returns_api.MAX_LIMIT)] = 50,
     ) -> ReturnPage:
-        if cursor is not None and not cursor.isdigit():
+        if cursor is not None and not is_digits(cursor):
             raise ApiProblem(400, "The cursor is not valid.", [{"field": "cursor", "message": "Use next_cursor from the previous page."}])
         filters = returns_api.ReturnFilters(status, order_number, _aware(created_after), _aware(created_before))
         return returns_api.list_returns(db, filters, int(cursor) if cursor else None, limit)

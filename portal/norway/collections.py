@@ -42,6 +42,7 @@ from portal.returns import service
 from portal.staff.accounts import StaffPrincipal, audit
 from portal.staff.common import bump_version, staff_event
 from portal.staff.vocabulary import term
+from portal.numbers import is_digits
 
 log = logging.getLogger("portal.norway")
 
@@ -148,7 +149,7 @@ def update_settings(session: Session, form: SettingsForm, actor: StaffPrincipal,
     errors: dict[str, str] = {}
     weekdays: list[int] = []
     for value in form.weekdays:
-        if not (value.isdigit() and 0 <= int(value) <= 6):
+        if not (is_digits(value) and 0 <= int(value) <= 6):
             errors["weekdays"] = staff_text("Pick collection days from Monday to Sunday.")
             break
         weekdays.append(int(value))
@@ -164,7 +165,7 @@ def update_settings(session: Session, form: SettingsForm, actor: StaffPrincipal,
     except (ZoneInfoNotFoundError, ValueError):
         errors["timezone"] = staff_text("Enter an IANA time zone, e.g. Europe/Oslo.")
     free_days = form.free_storage_days.strip()
-    if not free_days.isdigit() or int(free_days) > 365:
+    if not is_digits(free_days) or int(free_days) > 365:
         errors["free_storage_days"] = staff_text("Enter a whole number of days from 0 to 365.")
     currency = form.fee_currency.strip().upper()
     if not (len(currency) == 3 and currency.isalpha() and is_currency(currency)):

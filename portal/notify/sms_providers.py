@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import httpx
 
 from portal.outbox.channels import RETRYABLE_4XX, DeliveryError
+from portal.numbers import is_digits
 
 SMS_TIMEOUT_S = 10.0
 PROVIDERS = ("46elks", "twilio")
@@ -128,7 +129,7 @@ def send_sms(client: httpx.Client, config: SmsConfig, to: str, text: str, *, ide
         raise DeliveryError(message, permanent=True)
     retry_after = response.headers.get("retry-after", "")
     raise DeliveryError(message, permanent=False,
-                        retry_after_s=float(retry_after) if retry_after.strip().isdigit() else None)
+                        retry_after_s=float(retry_after) if is_digits(retry_after.strip()) else None)
 
 
 # --- Delivery-report verification ---------------------------------------------------------

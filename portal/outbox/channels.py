@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import smtplib
 import ssl
 import tempfile
@@ -25,6 +26,7 @@ from portal import __version__
 from portal.outbox import mime
 from portal.outbox.mime import OutgoingEmail
 from portal.outbox.signing import SIGNATURE_HEADER, sign
+from portal.numbers import is_digits
 
 WEBHOOK_TIMEOUT_S = 10.0
 SMTP_TIMEOUT_S = 30.0
@@ -33,6 +35,7 @@ EVENT_HEADER = "X-Portal-Event"
 DELIVERY_HEADER = "X-Portal-Delivery"
 RETRYABLE_4XX = {408, 429}
 MAX_ERROR = 1000
+LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class DeliveryError(Exception):
@@ -64,7 +67,7 @@ def webhook_headers(secret: str, body: bytes, event_type: str, delivery_id: str,
 
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
-    return float(value) if value.strip().isdigit() else None
+    return float(value) if is_digits(value.strip()) else None
 
 
 def send_webhook(client: httpx.Client, url: str, secret: str, payload: dict, event_type: str, delivery_id: str,
@@ -186,14 +189,23 @@ def _nothing() -> None:
 
 
 class _BeforeData:
-    """smtplib's sendmail with one hook between RCPT and DATA: the dispatcher's barrier, so that the previous
-    message's outcome is committed before the relay can accept this one (see portal/outbox/dispatcher.py)."""
+    """smtplib's sendmail with one hook after the relay said "354 go ahead" and before the message itself:
+    the dispatcher's barrier, so that the previous message's outcome is committed before the relay can
+    accept this one (see portal/outbox/dispatcher.py), while MAIL, RCPT and DATA overlap that commit."""
 
     before_data: Callable[[], None] = staticmethod(_nothing)
 
-    def data(self, msg):
+    def data(self, msg: bytes):  # smtplib.SMTP.data for bytes, plus the hook
+        self.putcmd("data")  # type: ignore[attr-defined]
+        code, reply = self.getreply()  # type: ignore[attr-defined]
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
         self.before_data()
-        return super().data(msg)  # type: ignore[misc]
+        body = LEADING_DOT.sub(b"..", msg)  # dot-stuffing (RFC 5321 4.5.2)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        self.send(body + b".\r\n")  # type: ignore[attr-defined]
+        return self.getreply()  # type: ignore[attr-defined]
 
 
 class _SMTP(_BeforeData, smtplib.SMTP):

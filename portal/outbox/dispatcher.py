@@ -314,6 +314,13 @@ def _fenced_update(columns: tuple[str, ...]) -> sa.Update:
             .values({name: sa.bindparam(f"new_{name}") for name in columns}))
 
 
+# E-mail and webhook outcomes commit without waiting for PostgreSQL's WAL flush (as SQLite's WAL with
+# synchronous=NORMAL does): the commit is visible, and survives a worker crash, at once; only a crash of the
+# database server itself could forget the last moment's outcomes, and those messages then go again with the
+# same Message-ID / X-Portal-Delivery, which the at-least-once promise above allows. SMS markers and outcomes
+# keep the full wait: "never twice" depends on them.
+REPEATABLE_CHANNELS = ("email", "webhook")
+_NO_FLUSH_WAIT = sa.text("SET LOCAL synchronous_commit = off")
 _INSERT_DELIVERY_EVENT = sa.insert(DeliveryEvent.__table__)
 _INSERT_RETURN_EVENT = sa.insert(ReturnEvent.__table__)
 
@@ -326,6 +333,8 @@ def _finish(db: Engine | Connection, claimed: Claimed, *, log_kind: str | None =
     columns = tuple(sorted(values))
     params = {"row_id": claimed.id, "fence": claimed.attempts, **{f"new_{name}": values[name] for name in columns}}
     with _transaction(db) as conn:
+        if claimed.channel in REPEATABLE_CHANNELS and conn.dialect.name == "postgresql":
+            conn.execute(_NO_FLUSH_WAIT)
         result = conn.execute(_fenced_update(columns), params)
         if result.rowcount == 1 and log_kind and claimed.channel in NOTIFY_CHANNELS:
             _record(conn, claimed, log_kind, detail or {}, provider_message_id, timeline)

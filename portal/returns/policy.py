@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from portal.numbers import is_digits
+
 # Codes rather than text: the pages translate them.
 NOT_RETURNABLE_ITEM = "not_returnable_item"
 NOT_RETURNABLE_CATEGORY = "not_returnable_category"
@@ -109,7 +111,7 @@ def validate_selection(
         text = req.quantity_text.strip()
         if text in ("", "0"):
             continue
-        if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True, but int("²") fails
+        if not is_digits(text):
             errors[field] = "quantity_not_number"
             continue
         qty = int(text)

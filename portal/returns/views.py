@@ -29,6 +29,7 @@ from portal.web.deps import client_ip
 from portal.web.errors import error_page
 from portal.web.ratelimit import exhausted, hit
 from portal.web.templating import page
+from portal.numbers import is_digits
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_FIELD = 1000
@@ -128,7 +129,7 @@ class ConsumerController(Controller):
         line_ids = [line.id for line in service.order_lines(db, order.id)]
         requested = []
         for key in data:
-            if key.startswith("qty_") and not (key[4:].isascii() and key[4:].isdigit()):  # "²".isdigit() is True
+            if key.startswith("qty_") and not is_digits(key[4:]):
                 return self._choose_page(request, db, order, values={}, errors={"form": "unknown_line"}, status_code=400)
             if key.startswith("qty_") and int(key[4:]) not in line_ids:
                 return self._choose_page(request, db, order, values={}, errors={"form": "unknown_line"}, status_code=400)

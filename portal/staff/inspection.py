@@ -22,6 +22,7 @@ from portal.returns.lifecycle import can_advance
 from portal.staff.accounts import StaffPrincipal
 from portal.staff.common import bump_version, check_version, staff_event
 from portal.staff.vocabulary import term
+from portal.numbers import is_digits
 
 CONDITIONS = ("as_new", "opened", "damaged", "wrong_item", "missing")
 CONDITION_LABELS = {
@@ -83,7 +84,7 @@ def validate(lines: list[ReturnLine], form: Mapping[str, str]) -> tuple[list[Lin
         received = None
         if not raw_qty:
             errors[names["received"]] = staff_text("Enter how many units arrived (0 if none).")
-        elif not raw_qty.isdigit():
+        elif not is_digits(raw_qty):
             errors[names["received"]] = staff_text("Enter a whole number, 0 or more.")
         elif int(raw_qty) > line.quantity:
             errors[names["received"]] = staff_text("At most %(quantity)s: the customer returned %(quantity)s. "

@@ -41,6 +41,7 @@ from portal.returns.refund_estimate import priced_order
 from portal.staff.accounts import StaffPrincipal
 from portal.staff.common import VersionConflict, staff_event
 from portal.staff.vocabulary import term
+from portal.numbers import is_digits
 
 UNPAID_STATES = ("pending", "due", "requested")  # waiting for the shop to pay
 REFUND_STATES = (*UNPAID_STATES, "issued", "failed")
@@ -367,7 +368,7 @@ def parse_deductions(form: dict[str, str], plan: RefundPlan) -> DeductionChoice:
     line_id = None
     if line_text:
         allowed = {v.order_line.id for v in plan.lines if v.accepted > 0}
-        if not line_text.isdigit() or int(line_text) not in allowed:
+        if not is_digits(line_text) or int(line_text) not in allowed:
             errors["diminished_line"] = staff_text("Choose one of the accepted lines of this return, or the whole return.")
         else:
             line_id = int(line_text)
@@ -610,14 +611,14 @@ def parse_exchange(form: dict[str, str], currency: str) -> ExchangeInput:
     name = form.get("replacement_name", "").strip()
     quantity_text = form.get("quantity", "").strip()
     price_text = form.get("unit_price", "").strip()
-    if not line_text.isdigit():
+    if not is_digits(line_text):
         errors["return_line_id"] = staff_text("Choose the returned line this replaces.")
     if not sku or len(sku) > 64:
         errors["replacement_sku"] = staff_text("Enter the replacement's SKU (at most 64 characters).")
     if not name or len(name) > 200:
         errors["replacement_name"] = staff_text("Enter the replacement's name (at most 200 characters).")
     quantity = 0
-    if not quantity_text.isdigit() or not 1 <= int(quantity_text) <= 1000:
+    if not is_digits(quantity_text) or not 1 <= int(quantity_text) <= 1000:
         errors["quantity"] = staff_text("Enter a whole number of units, at least 1.")
     else:
         quantity = int(quantity_text)

@@ -14,6 +14,7 @@ from portal.i18n import COUNTRY_LANGUAGE, staff_text
 from portal.models import Customer, Order, OrderLine, Return
 from portal.returns import policy, service
 from portal.staff.accounts import StaffPrincipal
+from portal.numbers import is_digits
 
 # English for staff; the codes come from portal.returns.policy / service.
 MESSAGES = {
@@ -83,7 +84,7 @@ def register_on_behalf(session: Session, order: Order, staff: StaffPrincipal, da
     """
     line_ids = [line.id for line in service.order_lines(session, order.id)]
     for key in data:
-        if key.startswith("qty_") and (not key[4:].isdigit() or int(key[4:]) not in line_ids):
+        if key.startswith("qty_") and (not is_digits(key[4:]) or int(key[4:]) not in line_ids):
             raise service.ReturnError("unknown_line", {"form": "unknown_line"})
     language = _text(data, "language", 5)
     if language not in SUPPORTED_LANGUAGES:

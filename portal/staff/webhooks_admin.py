@@ -22,6 +22,7 @@ from portal.outbox import endpoints
 from portal.staff.guards import staff_guard, staff_of
 from portal.web.deps import client_ip
 from portal.web.templating import page
+from portal.numbers import is_digits
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 ADMIN = {"roles": ("admin",)}
@@ -81,7 +82,7 @@ class WebhookAdminController(Controller):
         redelivered = request.query_params.get("redelivered", "")
         return page(request, "staff/webhooks.html", staff=staff_of(request), endpoint=endpoint,
                     hint=endpoints.secret_hint(endpoint.secret), deliveries=endpoints.delivery_log(db, endpoint.id),
-                    log_size=endpoints.DELIVERY_LOG_SIZE, redelivered=redelivered if redelivered.isdigit() else "",
+                    log_size=endpoints.DELIVERY_LOG_SIZE, redelivered=redelivered if is_digits(redelivered) else "",
                     deactivated=request.query_params.get("deactivated") == "1")
 
     @post("/{id:int}/deactivate", name="staff_webhook_deactivate", opt=ADMIN, sync_to_thread=True)

@@ -201,7 +201,7 @@ def test_a_cancelled_return_frees_its_exported_units(demo_engine):
 # --- (c) missing MRN, missing export line, unusable declaration ------------------------------
 
 
-def test_missing_declaration_is_accepted_but_needs_attention(demo_engine):
+def test_missing_declaration_is_accepted_but_needs_attention(demo_engine, settings):
     declaration = declaration_of(demo_engine, "NO-2002")
     with Session(demo_engine) as s:
         s.exec(sa.delete(ExportLine).where(ExportLine.declaration_id == declaration.id))
@@ -221,7 +221,7 @@ def test_missing_declaration_is_accepted_but_needs_attention(demo_engine):
     assert attention.actor == "system"
     assert status_of(demo_engine, return_id) == "label_issued"  # the consumer still gets the label
     with Session(demo_engine) as s:  # and never sees the customs note
-        view = build_status_view(s, s.get(Return, return_id), "Europe/Oslo")
+        view = build_status_view(s, s.get(Return, return_id), settings)
         assert ATTENTION not in [e.type for e in view.timeline]
         assert "label.issued" in [e.type for e in view.timeline]
 

@@ -336,7 +336,7 @@ def test_received_more_than_returned_or_not_a_number_is_refused(staff_client, de
     assert too_many.status_code == 400
     assert f'id="received_{line.id}-error"' in too_many.text and "At most 2" in too_many.text
     assert re.search(rf'name="received_{line.id}"[^>]*value="3"', too_many.text)  # typed value kept
-    for bad in ("two", "-1", "1.5"):
+    for bad in ("two", "-1", "1.5", "²", "٣"):  # superscript and Arabic-Indic digits pass str.isdigit()
         response = submit(warehouse, rma, line_fields(line, bad, "as_new", "accepted", disposition="restock"))
         assert response.status_code == 400 and "Enter a whole number" in response.text, bad
     stored = lines_by_sku(demo_engine, rma)["TS-100"]

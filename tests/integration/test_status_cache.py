@@ -45,7 +45,8 @@ def test_second_view_comes_from_the_cache_with_the_visitors_csrf_token(client, d
     second = client.get(path_of(ret))
     assert first.status_code == second.status_code == 200 and pages.hits == hits + 1
     assert CSRF_MARKER not in second.text and second.headers["content-type"].startswith("text/html")
-    cancelled = client.post(f"{path_of(ret)}/cancel", data={"_csrf_token": csrf_of(second.text)}, follow_redirects=False)
+    cancelled = client.post(f"{path_of(ret)}/cancel", data={"_csrf_token": csrf_of(second.text)},
+                            follow_redirects=False)
     assert cancelled.status_code == 302  # the token in the cached page is this visitor's
     assert "This return was cancelled" in client.get(path_of(ret)).text
 
@@ -120,4 +121,5 @@ def test_language_switch_renders_afresh_and_sets_the_cookie(client, demo_engine)
     ret = register(demo_engine, {"TS-100": 1}, "cache-nonce-00000008")
     assert client.get(path_of(ret)).text.startswith("<!doctype html>\n<html lang=\"en\">")
     swedish = client.get(f"{path_of(ret)}?lang=sv")
-    assert '<html lang="sv">' in swedish.text and any(c.startswith("lang=sv") for c in swedish.headers.get_list("set-cookie"))
+    assert '<html lang="sv">' in swedish.text
+    assert any(c.startswith("lang=sv") for c in swedish.headers.get_list("set-cookie"))
