@@ -1,7 +1,8 @@
 """The delivery log of customer and staff notifications (e-mail, SMS), its dead letters, and retrying one.
 
 Reads the outbox rows of the notification channels with their DeliveryEvents (queued, deferred, sending,
-sent, failed, dead, delivered, retried). A retry goes through `portal.outbox.service.requeue`, the same
+sent, failed, dead, delivered, retried). The `not_sent` view lists the rule decisions that never made an
+outbox message (no marketing consent, invalid recipient, template error). A retry goes through `portal.outbox.service.requeue`, the same
 reset the webhook re-delivery uses. No web imports: the controller parses, calls these, renders.
 """
 
@@ -27,6 +28,11 @@ from portal.staff.vocabulary import term
 
 CHANNELS = ("email", "sms")  # webhooks have their own log under /staff/webhook-endpoints
 STATES = ("pending", "sending", "sent", "failed", "dead")
+NOT_SENT = "not_sent"  # the state filter value for decisions without an outbox message
+# DeliveryEvent kinds written by portal.notify.rules for a message that was never queued (outbox_id NULL)
+NOT_SENT_KINDS = {"suppressed": staff_text("suppressed (no consent)"),
+                  "invalid_recipient": staff_text("invalid recipient"),
+                  "failed": staff_text("template error")}
 RETRYABLE = ("failed", "dead")
 PAGE_SIZE = 50
 MAX_PAGE = 100_000
@@ -89,9 +95,9 @@ def parse_filters(params: Mapping[str, str]) -> ParsedFilters:
     if channel and channel not in CHANNELS:
         errors["channel"] = staff_text("Unknown channel %(value)s: choose e-mail or SMS.", value=repr(channel))
         channel = ""
-    if state and state not in STATES:
+    if state and state not in STATES and state != NOT_SENT:
         errors["state"] = staff_text("Unknown state %(value)s: choose one of %(states)s.", value=repr(state),
-                                     states=", ".join(STATES))
+                                     states=", ".join((*STATES, NOT_SENT)))
         state = ""
     dates: dict[str, date | None] = {"date_from": None, "date_to": None}
     for name in dates:
@@ -138,16 +144,33 @@ def _search_clause(q: str):
     return sa.or_(*terms)
 
 
+def _date_clauses(column, filters: LogFilters, tz: str) -> list:
+    clauses = []
+    if filters.date_from:
+        clauses.append(column >= _utc_start(filters.date_from, tz))
+    if filters.date_to:
+        clauses.append(column < _utc_start(filters.date_to + timedelta(days=1), tz))
+    return clauses
+
+
 def _where(filters: LogFilters, tz: str) -> list:
     clauses = [OutboxMessage.channel.in_([filters.channel] if filters.channel else CHANNELS)]
     if filters.state:
         clauses.append(OutboxMessage.state == filters.state)
-    if filters.date_from:
-        clauses.append(OutboxMessage.created_at >= _utc_start(filters.date_from, tz))
-    if filters.date_to:
-        clauses.append(OutboxMessage.created_at < _utc_start(filters.date_to + timedelta(days=1), tz))
+    clauses += _date_clauses(OutboxMessage.created_at, filters, tz)
     if filters.q:
         clauses.append(_search_clause(filters.q))
+    return clauses
+
+
+def _not_sent_where(filters: LogFilters, tz: str) -> list:
+    """Decisions have no recipient, so the search matches their RMA only."""
+    channel = DeliveryEvent.detail["channel"].as_string()
+    clauses = [DeliveryEvent.outbox_id.is_(None), DeliveryEvent.kind.in_(NOT_SENT_KINDS),
+               channel.in_([filters.channel] if filters.channel else CHANNELS)]
+    clauses += _date_clauses(DeliveryEvent.at, filters, tz)
+    if filters.q:
+        clauses.append(Return.rma == normalise_rma(filters.q) if looks_like_rma(filters.q) else sa.false())
     return clauses
 
 
@@ -182,11 +205,25 @@ class LogRow:
 
 
 @dataclass(frozen=True)
+class NotSentRow:
+    """A rule's decision not to (or failure to) queue a message."""
+    event: DeliveryEvent
+    rma: str | None
+    kind_label: str
+    channel: str
+    trigger: str
+    trigger_label: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class LogPage:
     filters: LogFilters
     rows: list[LogRow]
     total: int
     dead: int  # dead letters among all e-mail/SMS messages, whatever the filters
+    not_sent: list[NotSentRow] = field(default_factory=list)  # filled instead of rows for state=not_sent
 
     @property
     def pages(self) -> int:
@@ -213,6 +250,8 @@ def dead_count(session: Session) -> int:
 
 def list_deliveries(session: Session, filters: LogFilters, tz: str, *, full_recipients: bool) -> LogPage:
     """One page of e-mail/SMS messages, newest first, with each one's RMA, rule and latest event."""
+    if filters.state == NOT_SENT:
+        return _list_not_sent(session, filters, tz)
     where = _where(filters, tz)
     joined = sa.outerjoin(OutboxMessage, Return, Return.id == OutboxMessage.return_id)
     total = session.exec(select(sa.func.count()).select_from(joined).where(*where)).one()
@@ -229,6 +268,27 @@ def list_deliveries(session: Session, filters: LogFilters, tz: str, *, full_reci
                            recipient=message.destination if full_recipients else mask_recipient(message.destination),
                            last_event=own[-1] if own else None))
     return LogPage(filters=filters, rows=rows, total=total, dead=dead_count(session))
+
+
+def _list_not_sent(session: Session, filters: LogFilters, tz: str) -> LogPage:
+    """One page of the decisions that never made a message, newest first."""
+    where = _not_sent_where(filters, tz)
+    joined = sa.outerjoin(DeliveryEvent, Return, Return.id == DeliveryEvent.return_id)
+    total = session.exec(select(sa.func.count()).select_from(joined).where(*where)).one()
+    found = session.exec(
+        select(DeliveryEvent, Return.rma).select_from(joined).where(*where)
+        .order_by(DeliveryEvent.at.desc(), DeliveryEvent.id.desc())
+        .offset((filters.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    ).all()
+    rows = []
+    for event, rma in found:
+        detail = event.detail or {}
+        code = str(detail.get("trigger") or "")
+        rows.append(NotSentRow(event=event, rma=rma, kind_label=NOT_SENT_KINDS[event.kind],
+                               channel=str(detail.get("channel") or ""), trigger=code,
+                               trigger_label=TRIGGERS.get(code, ""), rule=str(detail.get("rule") or ""),
+                               reason=str(detail.get("reason") or "")))
+    return LogPage(filters=filters, rows=[], total=total, dead=dead_count(session), not_sent=rows)
 
 
 def _rule_name(events: list[DeliveryEvent]) -> str:

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from portal.app import create_app
 from portal.models import (
-    AuditEntry, DeliveryEvent, NotificationRule, NotificationTemplate, Order, OrderLine, OutboxMessage, Return,
+    AuditEntry, Customer, DeliveryEvent, NotificationRule, NotificationTemplate, Order, OrderLine, OutboxMessage, Return,
     ReturnEvent, utcnow,
 )
 from portal.notify.deliveries import PAGE_SIZE
@@ -29,14 +29,16 @@ from tests.integration.outbox_helpers import running_smtp
 from tests.integration.sms_helpers import running_sms_provider
 
 ROW_RE = re.compile(r'<tr id="message-(\d+)">(.*?)</tr>', re.S)
+DECISION_RE = re.compile(r'<tr id="decision-(\d+)">(.*?)</tr>', re.S)
 
 
 # --- Setting the scene: rules fire on real return events ---------------------------------------------
 
 
-def add_rule(engine, channels=("email", "sms"), trigger="parcel.arrived") -> int:
+def add_rule(engine, channels=("email", "sms"), trigger="parcel.arrived", name="Parcel arrived",
+             marketing=False) -> int:
     with Session(engine) as s:
-        rule = NotificationRule(name="Parcel arrived", trigger=trigger, channels=list(channels), active=True)
+        rule = NotificationRule(name=name, trigger=trigger, channels=list(channels), active=True, marketing=marketing)
         s.add(rule)
         s.flush()
         for lang in ("sv", "da", "en"):
@@ -203,6 +205,97 @@ def test_bad_filter_values_get_an_error_next_to_the_field(staff_client, two_retu
     if field != "page":
         assert f'aria-describedby="{field}-error"' in response.text
     assert len(rows(response.text)) == 4  # the bad filter is left out; the list still shows
+
+
+# --- Decisions that never made a message: suppressed, invalid recipient, template error --------------
+
+
+def decisions(html: str) -> dict[int, str]:
+    return {int(eid): body for eid, body in DECISION_RE.findall(html)}
+
+
+@pytest.fixture
+def not_sent(demo_engine):
+    """A marketing e-mail rule (nobody has consented) and an SMS rule; Freja's phone number is invalid.
+    Anna: e-mail suppressed, SMS queued. Freja: e-mail suppressed, SMS invalid recipient."""
+    add_rule(demo_engine, channels=("email",), name="Autumn offer", marketing=True)
+    add_rule(demo_engine, channels=("sms",))
+    with Session(demo_engine) as s:
+        freja = s.exec(select(Order).where(Order.number == "DK-3001")).one()
+        s.get(Customer, freja.customer_id).phone = "12"
+        s.commit()
+    anna_id, anna_rma = register_and_arrive(demo_engine, "SE-1001")
+    freja_id, freja_rma = register_and_arrive(demo_engine, "DK-3001")
+    with Session(demo_engine) as s:
+        found = {(e.return_id, e.kind, e.detail["channel"]): e.id for e in s.exec(
+            select(DeliveryEvent).where(DeliveryEvent.outbox_id.is_(None)))}
+    assert set(found) == {(anna_id, "suppressed", "email"), (freja_id, "suppressed", "email"),
+                          (freja_id, "invalid_recipient", "sms")}
+    return {"anna_rma": anna_rma, "freja_rma": freja_rma, "anna_suppressed": found[(anna_id, "suppressed", "email")],
+            "freja_suppressed": found[(freja_id, "suppressed", "email")],
+            "freja_invalid": found[(freja_id, "invalid_recipient", "sms")],
+            "anna_sms": messages_of(demo_engine, anna_id)["sms"].id}
+
+
+def test_not_sent_lists_suppressed_and_invalid_recipient_decisions(staff_client, not_sent):
+    for role in ("admin", "support"):
+        page = staff_client(role).get("/staff/deliveries?state=not_sent")
+        assert page.status_code == 200
+        assert "<h2 id=\"not-sent-heading\">Not sent: suppressed / invalid recipient / template error</h2>" in page.text
+        found = decisions(page.text)
+        assert list(found) == [not_sent["freja_invalid"], not_sent["freja_suppressed"], not_sent["anna_suppressed"]]
+        assert rows(page.text) == {}  # the queued SMS is in the message log, not here
+        invalid = found[not_sent["freja_invalid"]]
+        assert "invalid or missing phone number" in invalid and "invalid recipient" in invalid and "SMS" in invalid
+        assert "Arrived at the merchant" in invalid and "Parcel arrived" in invalid
+        assert f'<a href="/staff/returns/{not_sent["freja_rma"]}">{not_sent["freja_rma"]}</a>' in invalid
+        suppressed = found[not_sent["anna_suppressed"]]
+        assert "no marketing consent" in suppressed and "suppressed (no consent)" in suppressed
+        assert "Autumn offer" in suppressed and "E-mail" in suppressed
+        assert f'<a href="/staff/returns/{not_sent["anna_rma"]}">{not_sent["anna_rma"]}</a>' in suppressed
+        assert "3 decisions; page 1 of 1." in page.text
+    everything = staff_client("admin").get("/staff/deliveries")
+    assert set(rows(everything.text)) == {not_sent["anna_sms"]} and decisions(everything.text) == {}
+
+
+def test_not_sent_honours_channel_search_dates_and_pages(staff_client, not_sent, settings):
+    admin = staff_client("admin")
+
+    def ids(**params) -> list[int]:
+        response = admin.get("/staff/deliveries?" + urlencode(dict(params, state="not_sent")))
+        assert response.status_code == 200, (params, response.text[:500])
+        return list(decisions(response.text))
+
+    assert ids(channel="sms") == [not_sent["freja_invalid"]]
+    assert ids(channel="email") == [not_sent["freja_suppressed"], not_sent["anna_suppressed"]]
+    assert ids(q=not_sent["anna_rma"].lower()) == [not_sent["anna_suppressed"]]
+    assert ids(q=not_sent["freja_rma"], channel="sms") == [not_sent["freja_invalid"]]
+    assert ids(q="anna.svensson") == [] and ids(q="+4670 123 45 67") == []  # no recipient to match
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    assert len(ids(date_from=today.isoformat(), date_to=today.isoformat())) == 3
+    assert ids(date_from=(today + timedelta(days=1)).isoformat()) == []
+    assert ids(date_to=(today - timedelta(days=1)).isoformat()) == []
+    beyond = admin.get("/staff/deliveries?state=not_sent&page=2")
+    assert beyond.status_code == 200 and "past the end" in beyond.text and decisions(beyond.text) == {}
+    assert 'href="/staff/deliveries?state=not_sent"' in beyond.text  # back to the last (only) page
+    bad = admin.get("/staff/deliveries?state=not_sent&channel=fax")  # a bad filter is left out, with its error
+    assert bad.status_code == 400 and len(decisions(bad.text)) == 3 and "Unknown channel" in bad.text
+
+
+def test_not_sent_pages_of_fifty(staff_client, demo_engine):
+    _, rma = register_and_arrive(demo_engine, "SE-1001")
+    with Session(demo_engine) as s:
+        ret = s.exec(select(Return).where(Return.rma == rma)).one()
+        for n in range(PAGE_SIZE + 2):
+            s.add(DeliveryEvent(return_id=ret.id, kind="failed", at=utcnow() + timedelta(seconds=n), detail={
+                "rule": f"Rule {n}", "trigger": "parcel.arrived", "channel": "email", "reason": f"template error: no {n}"}))
+        s.commit()
+    admin = staff_client("admin")
+    first, second = (admin.get(f"/staff/deliveries?state=not_sent&page={n}") for n in (1, 2))
+    assert len(decisions(first.text)) == PAGE_SIZE and len(decisions(second.text)) == 2
+    assert "template error: no 51" in first.text and "template error: no 0" in second.text
+    assert "template error" in decisions(second.text)[min(decisions(second.text))]
+    assert 'href="/staff/deliveries?state=not_sent&amp;page=2"' in first.text
 
 
 # --- One message and its events ----------------------------------------------------------------------
@@ -375,6 +468,7 @@ def test_warehouse_is_refused_and_anonymous_goes_to_log_in(staff_client, client,
     mid = anna["email"].id
     warehouse = staff_client("warehouse")
     assert warehouse.get("/staff/deliveries", follow_redirects=False).status_code == 403
+    assert warehouse.get("/staff/deliveries?state=not_sent", follow_redirects=False).status_code == 403
     assert warehouse.get(f"/staff/deliveries/{mid}", follow_redirects=False).status_code == 403
     token = csrf_of(warehouse.get("/staff/").text)
     assert warehouse.post(f"/staff/deliveries/{mid}/retry", data={"_csrf_token": token},
