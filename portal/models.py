@@ -359,6 +359,8 @@ class OutboxMessage(SQLModel, table=True):
     """Transactional outbox: written with the change that caused it, sent by a dispatcher, never twice."""
 
     __tablename__ = "outbox_message"
+    # The dispatcher's claim: due rows of one state, so its cost follows the batch, not the backlog.
+    __table_args__ = (sa.Index("ix_outbox_message_state_due", "state", "next_attempt_at"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True, max_length=200)
     channel: str = Field(max_length=12, index=True)  # webhook | email | sms

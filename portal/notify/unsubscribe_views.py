@@ -1,7 +1,6 @@
 """The consumer's unsubscribe page for marketing mail (the link in `List-Unsubscribe`). Thin: parse, call, render.
 
-- GET  /unsubscribe/<token>          the page: what unsubscribing means and a confirm button (CSRF-protected form),
-                                     or, once done, that it is done
+- GET  /unsubscribe/<token>          the page: what unsubscribing means, and a confirm button (CSRF-protected form)
 - POST /unsubscribe/<token>/confirm  that button
 - POST /unsubscribe/<token>          RFC 8058 one-click from the mail client: body `List-Unsubscribe=One-Click`,
                                      no cookies and so no CSRF token. This handler alone is exempt from CSRF
@@ -50,15 +49,15 @@ class UnsubscribeController(Controller):
 
     @get("/{token:str}", name="unsubscribe", sync_to_thread=True)
     def show(self, request: Request, token: FromPath[str], db: NamedDependency[Session]) -> Template:
-        customer, channel = _customer(request, db, token)
-        return page(request, "pages/unsubscribe.html", done=unsubscribe.withdrawn(db, customer, channel),
-                    confirm_url=f"{unsubscribe.PATH}/{token}/confirm")
+        _customer(request, db, token)
+        done = request.query_params.get("done") == "1"  # after the button; pressing it again changes nothing
+        return page(request, "pages/unsubscribe.html", done=done, confirm_url=f"{unsubscribe.PATH}/{token}/confirm")
 
     @post("/{token:str}/confirm", name="unsubscribe_confirm", sync_to_thread=True)
     def confirm(self, request: Request, token: FromPath[str], db: NamedDependency[Session]) -> Redirect:
         customer, channel = _customer(request, db, token)
         unsubscribe.withdraw(db, customer, channel)
-        return Redirect(path=f"{unsubscribe.PATH}/{token}")  # which now says so
+        return Redirect(path=f"{unsubscribe.PATH}/{token}", query_params={"done": "1"})
 
     @post("/{token:str}", name="unsubscribe_one_click", opt={"exclude_from_csrf": True})
     async def one_click(self, request: Request, token: FromPath[str], db: NamedDependency[Session]) -> Template | Response:
