@@ -221,7 +221,7 @@ def load_demo_norway(session: Session, now: datetime | None = None) -> str | Non
     """
     from customs.rates import RateTable
     from portal.norway import collections, rates
-    from portal.returns import policy, service
+    from portal.returns import service
 
     now = now or datetime.now(timezone.utc)
     try:
@@ -231,18 +231,8 @@ def load_demo_norway(session: Session, now: datetime | None = None) -> str | Non
                           now, actor="demo")
     rmas = []
     for number, picks in DEMO_NORWAY_RETURNS:
-        order = session.exec(select(Order).where(Order.number == number)).first()
-        if order is None:
-            continue
-        by_sku = {line.sku: line for line in session.exec(select(OrderLine).where(OrderLine.order_id == order.id))}
-        request = service.ReturnRequest(
-            order_id=order.id, resolution="refund", language="nb", form_nonce=f"demo-norway-{number}", actor="demo",
-            lines=[policy.RequestedLine(by_sku[sku].id, str(qty), reason, "") for sku, qty, reason in picks if sku in by_sku],
-        )
-        try:
-            with session.begin_nested():
-                ret = service.register_return(session, request, now.date())
-        except service.ReturnError:
+        ret = _register_demo_return(session, number, picks, "nb", f"demo-norway-{number}", now.date())
+        if ret is None:
             continue
         existing = collections.collection_of_return(session, ret.id)
         if existing is not None:
@@ -280,26 +270,16 @@ def load_demo_refunds(session: Session, now: datetime | None = None, tz: str = "
     Returns the number of refunds added.
     """
     from portal.models import Refund, ReturnEvent, ReturnLine
-    from portal.returns import policy, service
+    from portal.returns import service
     from portal.staff import refunding
 
     now = now or datetime.now(timezone.utc)
     added = 0
     for number, picks, registered_days, arrived_days, paid_days in DEMO_REFUNDS:
-        order = session.exec(select(Order).where(Order.number == number)).first()
-        if order is None:
-            continue
         registered, arrived = now - timedelta(days=registered_days), now - timedelta(days=arrived_days)
-        by_sku = {line.sku: line for line in session.exec(select(OrderLine).where(OrderLine.order_id == order.id))}
-        request = service.ReturnRequest(
-            order_id=order.id, resolution="refund", language="en", form_nonce=f"demo-refund-{number}", actor="demo",
-            lines=[policy.RequestedLine(by_sku[sku].id, str(qty), reason, "") for sku, qty, reason in picks if sku in by_sku],
-        )
-        try:
-            with session.begin_nested():
-                ret = service.register_return(session, request, registered.date())
-        except service.ReturnError:
-            continue  # e.g. the demo orders are older than the return window now
+        ret = _register_demo_return(session, number, picks, "en", f"demo-refund-{number}", registered.date())
+        if ret is None:
+            continue  # no such order, or e.g. the demo orders are older than the return window now
         if ret.status != "label_issued" or session.exec(select(Refund.id).where(Refund.return_id == ret.id)).first():
             continue
         for event in session.exec(select(ReturnEvent).where(ReturnEvent.return_id == ret.id)):
@@ -337,3 +317,22 @@ def load_demo_refunds(session: Session, now: datetime | None = None, tz: str = "
         added += 1
     session.flush()
     return added
+
+
+def _register_demo_return(session: Session, number: str, picks, language: str, nonce: str, day):
+    """Register a demo return for (sku, quantity, reason) picks; None when the order is missing or refuses."""
+    from portal.returns import policy, service
+
+    order = session.exec(select(Order).where(Order.number == number)).first()
+    if order is None:
+        return None
+    by_sku = {line.sku: line for line in session.exec(select(OrderLine).where(OrderLine.order_id == order.id))}
+    request = service.ReturnRequest(
+        order_id=order.id, resolution="refund", language=language, form_nonce=nonce, actor="demo",
+        lines=[policy.RequestedLine(by_sku[sku].id, str(qty), reason, "") for sku, qty, reason in picks if sku in by_sku],
+    )
+    try:
+        with session.begin_nested():
+            return service.register_return(session, request, day)
+    except service.ReturnError:
+        return None

@@ -78,3 +78,19 @@ def staff_client(settings, demo_engine):
     yield make
     for c in clients:
         c.__exit__(None, None, None)
+
+
+def run_cli(args, env: dict, monkeypatch):
+    """The `portal` command in-process with these environment variables (settings re-read before and after)."""
+    from click.testing import CliRunner
+
+    from portal.cli import main
+    from portal.config import get_settings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(main, list(args))
+    finally:
+        get_settings.cache_clear()

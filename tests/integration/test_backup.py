@@ -15,25 +15,18 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from sqlmodel import Session
 
-from portal.cli import main
-from portal.config import get_settings
 from portal.db import ensure_migrated, head_revision, make_engine, session_scope
 from portal.demo import load_demo
 from portal.models import Order, OrderLine, OutboxMessage, Return, ReturnEvent, ReturnLine, utcnow
 from portal.outbox.service import enqueue
 from portal.returns.identifiers import new_rma, new_status_token
+from tests.integration.conftest import run_cli
 
 
 def _cli(args, database_url: str, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(main, args)
-    finally:
-        get_settings.cache_clear()
+    return run_cli(args, {"DATABASE_URL": database_url}, monkeypatch)
 
 
 @pytest.fixture

@@ -8,11 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from sqlmodel import Session, SQLModel, select
 
-from portal.cli import main
-from portal.config import get_settings
 from portal.jobs.scheduler import guarded, periodic_jobs
 from portal.models import (
     AuditEntry, CarrierEvent, Consent, Customer, DeliveryEvent, NotificationRule, NotificationTemplate, Order,
@@ -24,7 +21,7 @@ from portal.returns import labels as return_labels
 from portal.returns import policy, service
 from portal.staff.accounts import StaffPrincipal
 from portal.staff.return_view import add_note
-from tests.integration.conftest import csrf_of
+from tests.integration.conftest import csrf_of, run_cli
 
 NOW = datetime.now(timezone.utc)
 LONG_AGO = NOW - timedelta(days=3 * 365)
@@ -159,13 +156,7 @@ def _figures(engine) -> tuple:
 
 
 def _cli(args, env: dict, monkeypatch):
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(main, args)
-    finally:
-        get_settings.cache_clear()
+    return run_cli(args, env, monkeypatch)
 
 
 def _env(settings) -> dict:

@@ -10,18 +10,16 @@ from email import message_from_bytes, policy as email_policy
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from portal.carriers.service import apply_carrier_event
-from portal.cli import main
-from portal.config import get_settings
 from portal.jobs.scheduler import guarded, periodic_jobs
 from portal.models import Order, OrderLine, OutboxMessage, Return, ReturnEvent
 from portal.notify import admin
 from portal.outbox.dispatcher import Throttle, dispatch_due
 from portal.returns import policy, service
 from portal.returns.expiry import expire_returns
+from tests.integration.conftest import run_cli
 from tests.integration.outbox_helpers import running_smtp
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -185,13 +183,7 @@ def test_the_period_is_configurable_and_is_the_labels_drop_off_deadline(world, d
 
 
 def _cli(args, env: dict, monkeypatch):
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(main, args)
-    finally:
-        get_settings.cache_clear()
+    return run_cli(args, env, monkeypatch)
 
 
 def test_cli_and_the_daily_job(world, demo_engine, settings, monkeypatch):
