@@ -1,10 +1,13 @@
 """The consumer status page under load vs the /hello baseline: one real server (`portal serve`), one run.
 
-Usage: .venv/bin/python bench/status_load.py [--seconds 10] [--connections 64] [--workers 1]
+Usage: .venv/bin/python bench/status_load.py [--seconds 10] [--rounds 3] [--connections 64] [--workers 1]
                                              [--database-url postgresql://postgres@127.0.0.1:5432/test]
 SQLite by default; with --database-url a throwaway database is created on that server and dropped after.
 Targets: status page at >= 50 % of the /hello rate, status p99 < 50 ms, zero errors.
-The generator runs on the same machine, so both share its cores: its own CPU time is printed.
+The generator runs on the same machine, so both share its cores: its own CPU time is printed. The two
+endpoints take turns (--rounds of --seconds each) so that drift in the machine's speed hits both alike.
+Requests carry the cookie a browser holds after its first visit (the CSRF cookie): consumers come back to
+their status page; a first visit additionally pays for creating that cookie (--first-visit to measure it).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def report(hello: LoadResult, status: LoadResult) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--first-visit", action="store_true", help="send no cookies (every request a first visit)")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1, help="`portal serve --workers`")
     parser.add_argument("--database-url", default="", help="PostgreSQL server to create a throwaway database on")
@@ -65,10 +70,16 @@ def main() -> None:
         print(f"portal serve --workers {args.workers} on {backend}; {args.connections} connections, "
               f"{args.seconds:g} s per endpoint; status page {len(page.content)} bytes; load average before "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        headers = {} if args.first_visit else {"Cookie": "; ".join(f"{k}={v}" for k, v in page.cookies.items())}
+        print(f"cookies sent: {headers.get('Cookie', 'none').split('=')[0]}")
         for path in ("/hello", status_path):  # warm-up: imports, template compilation, connection pool
-            run_load(base_url + path, args.connections, 1.5)
-        hello = run_load(base_url + "/hello", args.connections, args.seconds, server_cpu=server.cpu_seconds)
-        status = run_load(base_url + status_path, args.connections, args.seconds, server_cpu=server.cpu_seconds)
+            run_load(base_url + path, args.connections, 1.5, headers=headers)
+        rounds = {"/hello": [], status_path: []}
+        for _ in range(args.rounds):
+            for path, results in rounds.items():
+                results.append(run_load(base_url + path, args.connections, args.seconds, headers=headers,
+                                        server_cpu=server.cpu_seconds))
+        hello, status = (LoadResult.combined(results) for results in rounds.values())
         report(hello, status)
 
 

@@ -16,6 +16,12 @@ served, whichever process or job made the change and whether or not it bumped an
 starts showing something new, add its rows to `_stamp_query` (tests/integration/test_status_cache.py checks each
 kind of change). A page is rendered after its stamp was read, so it is never older than its key.
 The CSRF field differs per visitor: pages are stored with a marker in its place.
+
+Even that query is skipped while nothing has been committed: `UntilNextCommit` keeps the link (and "this
+client has no recorded misses") until the database's commit counter moves, which it does on any commit by any
+process. On SQLite the counter is read without a query, so an unchanged page is answered from memory in the
+event loop; on PostgreSQL it is one round trip reading no table (tests/integration/test_status_cache.py
+counts the statements).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -91,29 +98,100 @@ def _stamp_statement(dialect) -> sa.TextClause:
 
 @dataclass(frozen=True)
 class StatusLink:
-    """A valid status link's return, with the digest of everything its page shows."""
+    """A status link's return, with the digest of everything its page shows."""
 
     id: int
     order_id: int
     language: str
     stamp: str
+    token: str = field(repr=False)
 
 
-def find_by_status_link(engine: Engine, rma: str, token: str) -> StatusLink | None:
+class UntilNextCommit:
+    """Answers read from the database, reused until anything is committed to it (by any process): the
+    commit counter (portal.db.commit_counter) is read before each answer is read, so an answer is never older
+    than its counter value. Without a counter value nothing is kept and every look-up goes to the database."""
+
+    def __init__(self, counter: Callable[[], int | str | None] | None, max_entries: int = 10_000):
+        self._counter, self.max_entries = counter, max_entries
+        self._seen: int | str | None = None
+        self._answers: dict = {}
+        self._lock = threading.Lock()
+
+    @property
+    def in_memory(self) -> bool:
+        """Reading the counter costs no round trip (SQLite): kept answers may be used in the event loop."""
+        return bool(getattr(self._counter, "in_memory", False))
+
+    def version(self) -> int | str | None:
+        """Read before the database: an answer read after this call may be kept under it."""
+        version = self._counter() if self._counter else None
+        with self._lock:
+            if version != self._seen:
+                self._answers.clear()
+                self._seen = version
+        return version
+
+    def get(self, key, version: int | str | None, default=None):
+        with self._lock:
+            if version is None or version != self._seen:
+                return default
+            return self._answers.get(key, default)
+
+    def put(self, key, answer, version: int | str | None) -> None:
+        with self._lock:
+            if version is None or version != self._seen:
+                return  # something was committed meanwhile: the answer may be stale already
+            if len(self._answers) >= self.max_entries:
+                self._answers.clear()
+            self._answers[key] = answer
+
+
+_UNREAD = object()
+
+
+def find_by_status_link(engine: Engine, rma: str, token: str, memo: UntilNextCommit | None = None,
+                        version: int | str | None = None) -> StatusLink | None:
     """Like service.return_by_status_link (same checks, constant-time token comparison), in one query
-    that also reads the page's stamp, without an ORM session or objects (a cached page needs neither)."""
-    rma = identifiers.normalise_rma(rma)
-    if not identifiers.is_valid_rma(rma) or len(token) > 64:
+    that also reads the page's stamp, without an ORM session or objects (a cached page needs neither).
+    With `memo` the row read is reused until the next commit; `version`: memo.version() read before."""
+    rma = _plausible_rma(rma, token)
+    if rma is None:
         return None
+    link = memo.get(("status-link", rma), version, _UNREAD) if memo is not None else _UNREAD
+    if link is _UNREAD:
+        link = _read_link(engine, rma)
+        if memo is not None:
+            memo.put(("status-link", rma), link, version)
+    return _matching(link, token)
+
+
+def remembered_link(memo: UntilNextCommit, version: int | str | None, rma: str, token: str) -> StatusLink | None:
+    """The status link's return as `memo` keeps it under `version`; None if not kept (or not matching)."""
+    rma = _plausible_rma(rma, token)
+    link = memo.get(("status-link", rma), version) if rma is not None else None
+    return _matching(link, token) if link is not None else None
+
+
+def _plausible_rma(rma: str, token: str) -> str | None:
+    rma = identifiers.normalise_rma(rma)
+    return rma if identifiers.is_valid_rma(rma) and len(token) <= 64 else None
+
+
+def _matching(link: StatusLink | None, token: str) -> StatusLink | None:
+    if link is None:
+        identifiers.tokens_equal(token, "x" * 32)  # same work whether or not the RMA exists
+        return None
+    return link if identifiers.tokens_equal(token, link.token) else None
+
+
+def _read_link(engine: Engine, rma: str) -> StatusLink | None:
     with engine.connect() as conn:
         row = conn.execute(_stamp_statement(engine.dialect), {"rma": rma}).first()
     if row is None:
-        identifiers.tokens_equal(token, "x" * 32)  # same work whether or not the RMA exists
-        return None
-    if not identifiers.tokens_equal(token, row.status_token):
         return None
     stamp = hashlib.blake2b(repr(tuple(row)).encode(), digest_size=16).hexdigest()
-    return StatusLink(id=row.id, order_id=row.order_id, language=row.language, stamp=stamp)
+    return StatusLink(id=row.id, order_id=row.order_id, language=row.language, stamp=stamp, token=row.status_token)
 
 
 class StatusPageCache:

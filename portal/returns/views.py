@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, MediaType, Request, get, post
+from litestar.concurrency import sync_to_thread
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException, TooManyRequestsException
 from litestar.di import NamedDependency
@@ -27,12 +28,13 @@ from portal.returns import policy, service, status_cache
 from portal.returns.status import build_status_view
 from portal.web.deps import client_ip
 from portal.web.errors import error_page
-from portal.web.ratelimit import exhausted, hit
+from portal.web.ratelimit import RateDecision, exhausted, hit
 from portal.web.templating import page
 from portal.numbers import is_digits
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_FIELD = 1000
+_NO_MISSES = RateDecision(True, 0, clean=True)
 STATUS_RATE_LIMITED = N_("Too many attempts. Please wait a few minutes and try again.")
 
 
@@ -40,6 +42,22 @@ def _csrf_input(request: Request) -> str:
     """The hidden CSRF field exactly as Litestar puts it into rendered templates."""
     token = ScopeState.from_scope(request.scope).csrf_token
     return f'<input type="hidden" name="_csrf_token" value="{html.escape(token if isinstance(token, str) else "")}" />'
+
+
+def _html_response(request: Request, cached_html: str) -> Response:
+    """A cached page with this visitor's CSRF field put in."""
+    return Response(cached_html.replace(status_cache.CSRF_MARKER, _csrf_input(request)), media_type=MediaType.HTML)
+
+
+def _commit_version(request: Request) -> int | str | None:
+    """The database's commit counter, read once per request, before the request reads anything kept."""
+    if "commit_version" not in request.state:
+        request.state.commit_version = request.app.state.db_memo.version()
+    return request.state.commit_version
+
+
+def _misses_key(request: Request) -> str:
+    return f"status-miss:{client_ip(request)}"
 
 
 def _text(data: dict[str, Any], name: str, limit: int = MAX_FIELD) -> str:
@@ -155,32 +173,73 @@ class ConsumerController(Controller):
         """The return of a status link. Wrong links are counted per client address (shared by every
         process); over the limit every look-up is refused, a right one too, so guessing learns nothing."""
         settings, engine = request.app.state.settings, request.app.state.engine
-        misses = f"status-miss:{client_ip(request)}"
-        decision = exhausted(engine, misses, settings.status_miss_limit, settings.status_miss_window_s)
+        decision = self._misses_allowed(request)
         if decision.allowed:
             ret = find(db, rma, token)
             if ret is not None:
                 explicit = request.query_params.get("lang")
                 request.state.lang = pick_language(explicit, ret.language)
                 return ret
-            decision = hit(engine, misses, settings.status_miss_limit, settings.status_miss_window_s)
+            decision = hit(engine, _misses_key(request), settings.status_miss_limit, settings.status_miss_window_s)
             if decision.allowed:
                 raise NotFoundException(N_("This status link is not valid. Check that you copied the whole link."))
         raise TooManyRequestsException(STATUS_RATE_LIMITED, headers={"Retry-After": str(decision.retry_after_s)})
 
-    @get("/r/{rma:str}/{token:str}", name="status", sync_to_thread=True)
-    def status(self, request: Request, rma: FromPath[str], token: FromPath[str]) -> Template | Response:
-        """The hot path: a cached page costs one query (see status_cache); no ORM session unless it renders."""
-        engine = request.app.state.engine
+    def _misses_allowed(self, request: Request) -> RateDecision:
+        """May this client look up a status link? A client with no recorded misses is remembered as such
+        until the next commit (a miss is a commit)."""
+        settings, engine, memo = request.app.state.settings, request.app.state.engine, request.app.state.db_memo
+        key = _misses_key(request)
+        version = _commit_version(request)
+        if memo.get(key, version):
+            return _NO_MISSES
+        decision = exhausted(engine, key, settings.status_miss_limit, settings.status_miss_window_s)
+        if decision.clean:
+            memo.put(key, True, version)
+        return decision
+
+    @get("/r/{rma:str}/{token:str}", name="status")
+    async def status(self, request: Request, rma: FromPath[str], token: FromPath[str]) -> Template | Response:
+        """The hot path. A page is rendered once per digest of its rows (see status_cache); while nothing
+        has been committed since, it is answered from memory in the event loop, with no query and no thread."""
+        if request.app.state.db_memo.in_memory:
+            html = self._status_from_memory(request, rma, token)
+            if html is not None:
+                return _html_response(request, html)
+        return await sync_to_thread(self._status_from_database, request, rma, token)
+
+    def _status_from_memory(self, request: Request, rma: str, token: str) -> str | None:
+        """The kept page, if the client has no recorded misses, the link is right and nothing has been
+        committed since all three were read; None sends the request down the database path."""
+        state = request.app.state
+        memo = state.db_memo
+        if "lang" in request.query_params:
+            return None
+        version = _commit_version(request)
+        if not memo.get(_misses_key(request), version):
+            return None
+        link = status_cache.remembered_link(memo, version, rma, token)
+        if link is None:
+            return None
+        request.state.lang = pick_language(None, link.language)
+        return state.status_pages.get(self._page_key(request, link))
+
+    def _status_from_database(self, request: Request, rma: str, token: str) -> Template | Response:
+        """A kept page costs the commit counter's round trip (PostgreSQL), a cached page one query (the
+        digest); no ORM session unless it renders."""
+        if not request.app.state.db_memo.in_memory:
+            html = self._status_from_memory(request, rma, token)
+            if html is not None:
+                return _html_response(request, html)
+        engine, memo = request.app.state.engine, request.app.state.db_memo
         link = self._return_for(request, None, rma, token,
-                                find=lambda _db, rma, token: status_cache.find_by_status_link(engine, rma, token))
+                                find=lambda _db, rma, token: status_cache.find_by_status_link(
+                                    engine, rma, token, memo, _commit_version(request)))
         just_created = request.query_params.get("new") == "1"
         if "lang" in request.query_params:  # the language switcher also sets a cookie: render it afresh
             with session_scope(engine) as db:
                 return self._status_page(request, db, db.get(Return, link.id), just_created)
-        settings, pages = request.app.state.settings, request.app.state.status_pages
-        key = status_cache.page_key(link, request.state.lang, just_created, request.app.state.brand_cache.get(),
-                                    settings.timezone)
+        pages, key = request.app.state.status_pages, self._page_key(request, link)
         html = pages.get(key)
         if html is None:
             with session_scope(engine) as db:
@@ -188,7 +247,12 @@ class ConsumerController(Controller):
                 html = request.app.template_engine.get_template(template.template_name).render(
                     **template.context, request=request, csrf_input=status_cache.CSRF_MARKER)
             pages.put(key, html)
-        return Response(html.replace(status_cache.CSRF_MARKER, _csrf_input(request)), media_type=MediaType.HTML)
+        return _html_response(request, html)
+
+    def _page_key(self, request: Request, link: status_cache.StatusLink) -> tuple:
+        settings = request.app.state.settings
+        return status_cache.page_key(link, request.state.lang, request.query_params.get("new") == "1",
+                                     request.app.state.brand_cache.get(), settings.timezone)
 
     def _status_page(self, request: Request, db: Session, ret, just_created: bool) -> Template:
         view = build_status_view(db, ret, request.app.state.settings)

@@ -18,6 +18,7 @@ _bucket = RateLimitBucket.__table__
 class RateDecision:
     allowed: bool
     retry_after_s: int
+    clean: bool = False  # `exhausted` found no hits at all in the windows that count
 
 
 def hit(engine: Engine, key: str, limit: int, window_s: int, now: float | None = None) -> RateDecision:
@@ -58,7 +59,7 @@ def exhausted(engine: Engine, key: str, limit: int, window_s: int, now: float | 
     rows = dict(_read(engine, key[:255], (window_start, window_start - window_s)))
     estimate = rows.get(window_start, 0) + 1 + rows.get(window_start - window_s, 0) * (1 - (now - window_start) / window_s)
     if estimate <= limit:
-        return RateDecision(True, 0)
+        return RateDecision(True, 0, clean=not rows)
     return RateDecision(False, int(window_start + window_s - now) + 1)
 
 

@@ -3,6 +3,9 @@ whether or not the code that made it bumped an updated_at (the changes below are
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 
 import pytest
@@ -123,3 +126,53 @@ def test_language_switch_renders_afresh_and_sets_the_cookie(client, demo_engine)
     swedish = client.get(f"{path_of(ret)}?lang=sv")
     assert '<html lang="sv">' in swedish.text
     assert any(c.startswith("lang=sv") for c in swedish.headers.get_list("set-cookie"))
+
+
+@contextmanager
+def counted_statements(engine):
+    statements: list[str] = []
+    listener = lambda _conn, _cursor, sql, *_: statements.append(sql)  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+
+
+def test_an_unchanged_page_is_answered_without_reading_a_table(client, demo_engine):
+    """While nothing is committed a kept page needs neither the rate-limit read nor the digest query: only
+    the commit counter (SQLite: in memory; PostgreSQL: one snapshot read on a connection of its own)."""
+    ret = register(demo_engine, {"TS-100": 1}, "cache-nonce-00000009")
+    first = client.get(path_of(ret))
+    with counted_statements(demo_engine) as statements:
+        again = [client.get(path_of(ret)) for _ in range(5)]
+    assert all(r.status_code == 200 and r.text == first.text for r in again)
+    assert statements == []
+    assert client.app.state.db_memo.in_memory is (demo_engine.dialect.name == "sqlite")
+    with counted_statements(demo_engine) as statements:  # a commit: the next view reads again, once
+        run_sql(demo_engine, "UPDATE order_line SET name = 'Renamed tee' WHERE sku = 'TS-100'")
+        statements.clear()
+        assert "Renamed tee" in client.get(path_of(ret)).text
+        reads = len(statements)
+        assert "Renamed tee" in client.get(path_of(ret)).text
+    assert reads >= 2 and len(statements) == reads
+
+
+def test_a_commit_by_another_process_shows_at_once(client, demo_engine):
+    ret = register(demo_engine, {"TS-100": 1}, "cache-nonce-00000010")
+    assert client.get(path_of(ret)).text == client.get(path_of(ret)).text  # kept
+    url = demo_engine.url.render_as_string(hide_password=False)
+    script = ("import sqlalchemy as sa, sys\n"
+              "with sa.create_engine(sys.argv[1]).begin() as c:\n"
+              "    c.execute(sa.text(\"UPDATE order_line SET name = 'Changed elsewhere' WHERE sku = 'TS-100'\"))\n")
+    subprocess.run([sys.executable, "-c", script, url], check=True)
+    assert "Changed elsewhere" in client.get(path_of(ret)).text
+
+
+def test_a_wrong_token_is_refused_even_when_the_right_one_is_kept(client, demo_engine):
+    ret = register(demo_engine, {"TS-100": 1}, "cache-nonce-00000011")
+    assert client.get(path_of(ret)).status_code == 200
+    assert client.get(path_of(ret)).status_code == 200  # now answered from memory
+    for wrong in (ret.status_token[:-1] + ("A" if ret.status_token[-1] != "A" else "B"), ret.status_token[:-1], ""):
+        assert client.get(f"/r/{ret.rma}/{wrong}").status_code == 404, wrong
+    assert client.get(path_of(ret)).status_code == 200
