@@ -19,7 +19,8 @@ from portal import __version__
 from portal.brand.cache import BrandCache
 from portal.brand.views import BrandAssetsController
 from portal.config import Settings, get_settings
-from portal.db import commit_counter, ensure_migrated, make_engine
+from portal.commit_counter import commit_counter
+from portal.db import ensure_migrated, make_engine
 from portal.i18n import StaffText
 from portal.returns.status_cache import StatusPageCache, UntilNextCommit
 from portal.returns.views import ConsumerController
@@ -80,8 +81,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
     warn_if_slow_pdf()
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one line per render step is noise
     # The brand is re-read now and then, not once: an admin's edit shows without a restart.
+    db_memo = UntilNextCommit(commit_counter(engine))
     state = State({"settings": settings, "engine": engine, "brand_cache": BrandCache(engine),
-                   "status_pages": StatusPageCache(), "db_memo": UntilNextCommit(commit_counter(engine))})
+                   "status_pages": StatusPageCache(), "db_memo": db_memo})
 
     scheduler_holder: list = []
 
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, c
 
     return Litestar(
         on_startup=[start_embedded_worker, _freeze_gc],
-        on_shutdown=[stop_embedded_worker],
+        on_shutdown=[stop_embedded_worker, db_memo.aclose],
         route_handlers=[
             health,
             hello,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,69 +50,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
-
-
-class SQLiteCommitCounter:
-    """A number that changes whenever anything is committed to an SQLite database file, by any connection of
-    any process: `PRAGMA data_version` on a connection of its own that never writes (SQLite documents that it
-    changes on commits by other connections). A few microseconds, no query; lets answers read from the
-    database be reused, without a query, until the next commit."""
-
-    in_memory = True  # cheap enough to read in the event loop
-
-    def __init__(self, path: str):
-        self._path = path
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> int | None:
-        """The current number; None when it cannot be read (then nothing may be reused)."""
-        with self._lock:
-            try:
-                if self._conn is None:
-                    self._conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-                return self._conn.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error:
-                self._conn = None
-                return None
-
-
-class PostgresSnapshotStamp:
-    """The server's current snapshot as text (`pg_current_snapshot()`: xmin, xmax and the transactions in
-    progress). It changes whenever any transaction commits: its id leaves the in-progress list, or xmax moves
-    past it; it stays the same while nobody commits. One round trip on a connection of its own, reading no
-    table. Commits in other databases of the same server change it too (only costs a re-read)."""
-
-    in_memory = False  # a round trip: read it in a worker thread, not in the event loop
-
-    def __init__(self, conninfo: str):
-        self._conninfo = conninfo
-        self._conn = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> str | None:
-        import psycopg
-
-        with self._lock:
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
-                return self._conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0]
-            except psycopg.Error:
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
-                return None
-
-
-def commit_counter(engine: Engine) -> SQLiteCommitCounter | PostgresSnapshotStamp | None:
-    """Something that changes on every commit to `engine`'s database; None for an in-memory SQLite."""
-    url = engine.url
-    if url.get_backend_name() == "postgresql":
-        return PostgresSnapshotStamp(url.set(drivername="postgresql").render_as_string(hide_password=False))
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return SQLiteCommitCounter(url.database)
 
 
 @contextmanager

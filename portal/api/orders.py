@@ -33,6 +33,7 @@ class UpsertResult:
     changed: bool
     lines: int
     mrn: str | None
+    personal_data_withheld: bool = False  # the customer was anonymised (GDPR retention): not taken back
 
 
 NUMBER_PATTERN_TEXT = "1 to 40 characters: letters, digits, '-', '_' or '.'"
@@ -125,10 +126,13 @@ def upsert_order(session: Session, number: str, data: OrderIn) -> UpsertResult:
                       country=data.country or c.country, currency=data.currency, placed_at=_utc(data.placed_at))
     else:
         customer = session.get(Customer, order.customer_id)
+    withheld = customer.anonymised_at is not None  # the retention job erased them: a re-sent order keeps them erased
+    if not created and not withheld:
         for k, v in customer_fields.items():
             setattr(customer, k, v)
         session.add(customer)
-    order.email, order.postcode = c.email, c.postcode
+    if not withheld:
+        order.email, order.postcode = c.email, c.postcode
     order.country, order.currency = data.country or c.country, data.currency
     order.placed_at, order.delivered_at = _utc(data.placed_at), _utc(data.delivered_at)
     order.shipping_paid_minor = data.shipping_paid_minor
@@ -144,7 +148,7 @@ def upsert_order(session: Session, number: str, data: OrderIn) -> UpsertResult:
     if changed and not created:
         order.updated_at = utcnow()
         session.add(order)
-    return UpsertResult(order, created, changed, len(data.lines), mrn)
+    return UpsertResult(order, created, changed, len(data.lines), mrn, withheld)
 
 
 def _sync_lines(session: Session, order: Order, data: OrderIn) -> dict[int, OrderLine]:
@@ -233,7 +237,8 @@ def bulk_upsert(session: Session, items: list[dict]) -> list[dict]:
             result["status"] = 409
             result["errors"] = [{"field": "number", "message": "A concurrent request changed this order; send it again."}]
             continue
-        result.update(status=201 if outcome.created else 200, created=outcome.created, changed=outcome.changed)
+        result.update(status=201 if outcome.created else 200, created=outcome.created, changed=outcome.changed,
+                      personal_data_withheld=outcome.personal_data_withheld)
     return results
 
 

@@ -85,6 +85,9 @@ class OrderOut(msgspec.Struct):
     changed: bool
     lines: int
     export_declaration_mrn: Optional[str] = None
+    personal_data_withheld: Annotated[bool, Meta(description=(
+        "true when the order's customer was anonymised under the retention policy: the order was updated, "
+        "the personal data sent with it was not stored"))] = False
 
 
 class BulkIn(msgspec.Struct):
@@ -103,6 +106,7 @@ class BulkItemResult(msgspec.Struct):
     status: int
     created: bool = False
     changed: bool = False
+    personal_data_withheld: bool = False
     errors: list[FieldError] = []
 
 

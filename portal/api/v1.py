@@ -74,7 +74,8 @@ class OrdersApi(Controller):
             db.rollback()
             raise ApiProblem(exc.status, "The order was not stored.", exc.errors) from None
         out = OrderOut(number=number, id=result.order.id, created=result.created, changed=result.changed,
-                       lines=result.lines, export_declaration_mrn=result.mrn)
+                       lines=result.lines, export_declaration_mrn=result.mrn,
+                       personal_data_withheld=result.personal_data_withheld)
         return Response(out, status_code=201 if result.created else 200)
 
     @post("/bulk", name="api_order_bulk", opt={"scope": "orders:write"}, sync_to_thread=True, status_code=200,
@@ -85,7 +86,8 @@ class OrdersApi(Controller):
             raise ApiProblem(413, f"At most {MAX_BULK} orders per request.")
         results = orders.bulk_upsert(db, data.orders)
         items = [BulkItemResult(index=r["index"], number=r["number"], status=r["status"], created=r["created"],
-                                changed=r["changed"], errors=[FieldError(**e) for e in r["errors"]]) for r in results]
+                                changed=r["changed"], personal_data_withheld=r.get("personal_data_withheld", False),
+                                errors=[FieldError(**e) for e in r["errors"]]) for r in results]
         accepted = sum(1 for r in results if r["status"] < 300)
         return BulkOut(accepted=accepted, rejected=len(results) - accepted, results=items)
 

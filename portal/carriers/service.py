@@ -41,8 +41,10 @@ def _utc(value: datetime) -> datetime:
 
 
 def find_return(session: Session, tracking_number: str) -> Return | None:
+    """The active return with this tracking number, locked until the scan is applied (PostgreSQL): a return
+    that the expiry job or a cancel changes meanwhile is read as they left it, never overwritten."""
     return session.exec(select(Return).where(Return.tracking_number == tracking_number, Return.status.not_in(INACTIVE))
-                        .order_by(Return.id.desc())).first()
+                        .order_by(Return.id.desc()).limit(1).with_for_update()).first()
 
 
 def apply_carrier_event(session: Session, carrier: str, event_id: str, tracking_number: str, code: str,

@@ -118,14 +118,19 @@ class UntilNextCommit:
         self._answers: dict = {}
         self._lock = threading.Lock()
 
-    @property
-    def in_memory(self) -> bool:
-        """Reading the counter costs no round trip (SQLite): kept answers may be used in the event loop."""
-        return bool(getattr(self._counter, "in_memory", False))
-
     def version(self) -> int | str | None:
         """Read before the database: an answer read after this call may be kept under it."""
-        version = self._counter() if self._counter else None
+        return self._observe(self._counter() if self._counter else None)
+
+    async def version_async(self) -> int | str | None:
+        """The same from the event loop (PostgreSQL: one shared round trip for the requests waiting)."""
+        return self._observe(await self._counter.read_async() if self._counter else None)
+
+    async def aclose(self) -> None:
+        if self._counter is not None:
+            await self._counter.aclose()
+
+    def _observe(self, version: int | str | None) -> int | str | None:
         with self._lock:
             if version != self._seen:
                 self._answers.clear()

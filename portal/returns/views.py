@@ -201,11 +201,11 @@ class ConsumerController(Controller):
     @get("/r/{rma:str}/{token:str}", name="status")
     async def status(self, request: Request, rma: FromPath[str], token: FromPath[str]) -> Template | Response:
         """The hot path. A page is rendered once per digest of its rows (see status_cache); while nothing
-        has been committed since, it is answered from memory in the event loop, with no query and no thread."""
-        if request.app.state.db_memo.in_memory:
-            html = self._status_from_memory(request, rma, token)
-            if html is not None:
-                return _html_response(request, html)
+        has been committed since, it is answered from memory in the event loop, without a thread."""
+        request.state.commit_version = await request.app.state.db_memo.version_async()
+        html = self._status_from_memory(request, rma, token)
+        if html is not None:
+            return _html_response(request, html)
         return await sync_to_thread(self._status_from_database, request, rma, token)
 
     def _status_from_memory(self, request: Request, rma: str, token: str) -> str | None:
@@ -225,12 +225,7 @@ class ConsumerController(Controller):
         return state.status_pages.get(self._page_key(request, link))
 
     def _status_from_database(self, request: Request, rma: str, token: str) -> Template | Response:
-        """A kept page costs the commit counter's round trip (PostgreSQL), a cached page one query (the
-        digest); no ORM session unless it renders."""
-        if not request.app.state.db_memo.in_memory:
-            html = self._status_from_memory(request, rma, token)
-            if html is not None:
-                return _html_response(request, html)
+        """A cached page costs the rate-limit read and one query (the digest); no ORM session unless it renders."""
         engine, memo = request.app.state.engine, request.app.state.db_memo
         link = self._return_for(request, None, rma, token,
                                 find=lambda _db, rma, token: status_cache.find_by_status_link(

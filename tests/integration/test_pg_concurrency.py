@@ -570,3 +570,48 @@ def test_two_worker_processes_for_a_minute_send_each_mail_once_and_run_each_tick
         assert record["worker"].rsplit(":", 1)[1] in {str(p.pid) for p in procs}
     skipped = sum(out.count("already run by") + out.count("another worker is running it") for out in outputs)
     assert skipped >= RUN_S // JOB_EVERY_S  # the other worker did try those ticks: the guard, not luck, kept them single
+
+
+# --- a carrier scan racing the expiry job ----------------------------------------------------------------
+
+
+def test_a_scan_arriving_while_the_expiry_job_expires_the_return_does_not_overwrite_it(demo_engine, database_url,
+                                                                                       settings):
+    """The expiry job has claimed the return (row written, not yet committed) when the carrier's scan comes
+    in: the scan waits for it and then finds no active return, instead of writing `dropped_off` over
+    `expired` with the state it read before."""
+    from portal.carriers.service import apply_carrier_event
+    from portal.returns.expiry import expire_one
+
+    rma = _register_demo_returns(demo_engine, 1, "scan-vs-expiry")[0]
+    engine = create_engine(normalise_url(database_url), pool_size=2, max_overflow=0)
+    now = datetime.now(timezone.utc)
+    with Session(engine) as s:
+        ret = s.exec(select(Return).where(Return.rma == rma)).one()
+        ret.tracking_number, ret.created_at = "PN000000991SE", now - timedelta(days=settings.return_expiry_days + 2)
+        s.add(ret)
+        s.commit()
+    claimed, scanned = threading.Event(), {}
+
+    def scan() -> None:
+        claimed.wait(30)
+        with Session(engine) as s:
+            scanned["applied"] = apply_carrier_event(s, "postnord", "race-1", "PN000000991SE", "ITEM_ACCEPTED", now, {})
+            s.commit()
+
+    scanner = threading.Thread(target=scan)
+    scanner.start()
+    try:
+        with Session(engine) as s:
+            assert expire_one(s, s.exec(select(Return).where(Return.rma == rma)).one(), now, settings)
+            claimed.set()
+            time.sleep(0.5)  # the scan is waiting for the row now (before the fix it read label_issued and went on)
+            s.commit()
+        scanner.join(30)
+        with Session(engine) as s:
+            ret = s.exec(select(Return).where(Return.rma == rma)).one()
+            kinds = [e.type for e in s.exec(select(ReturnEvent).where(ReturnEvent.return_id == ret.id))]
+        assert ret.status == "expired" and "return.expired" in kinds and "parcel.dropped_off" not in kinds
+        assert scanned["applied"].return_id is None and not scanned["applied"].moved  # kept, but matched nothing
+    finally:
+        engine.dispose()

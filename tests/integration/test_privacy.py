@@ -338,3 +338,35 @@ def test_export_is_for_support_and_admin_only(demo_engine, retention_settings, s
     with Session(demo_engine) as s:
         audited = s.exec(select(AuditEntry.actor).where(AuditEntry.action == "customer.exported")).all()
         assert len(audited) == 1 and audited[0].startswith("admin-")  # refusals export nothing and log no export
+
+
+def test_an_anonymised_customers_order_sent_again_is_updated_without_taking_the_personal_data_back(
+        demo_engine, retention_settings, client):
+    from tests.integration.test_api_v1 import auth, make_key
+
+    engine, settings = demo_engine, retention_settings
+    world = _world(engine, settings)
+    with Session(engine) as s:
+        from portal.privacy.retention import anonymise_expired
+
+        assert anonymise_expired(s, utcnow(), 24, return_labels.storage_for(settings)).customer_ids == [
+            world["old"]["customer"]]
+        s.commit()
+    body = {"customer": dict(OLD, language="sv"), "currency": "SEK", "placed_at": (NOW - timedelta(days=5)).isoformat(),
+            "delivered_at": (NOW - timedelta(days=2)).isoformat(),  # one figure changed by the shop
+            "lines": [{"line_no": 1, "sku": "SKU-OLD-1", "name": "Ullkofta", "quantity": 2, "unit_price_minor": 59900,
+                       "vat_rate": "0.25"}]}
+    key = make_key(engine)
+    sent = client.put("/api/v1/orders/OLD-1", json=body, headers=auth(key))
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["changed"] is True and sent.json()["personal_data_withheld"] is True
+    bulk = client.post("/api/v1/orders/bulk", json={"orders": [dict(body, number="OLD-1")]}, headers=auth(key))
+    assert bulk.status_code == 200 and bulk.json()["results"][0]["personal_data_withheld"] is True
+    assert [trace for trace in TRACES if trace in _database_text(engine)] == []
+    with Session(engine) as s:
+        order = s.get(Order, world["old"]["order"])
+        assert order.delivered_at.date() == (NOW - timedelta(days=2)).date() and (order.email, order.postcode) == ("", "")
+    # Someone else's order is stored as before, personal data and all.
+    other = client.put("/api/v1/orders/NEW-1", json=dict(body, customer=dict(RECENT, language="sv")), headers=auth(key))
+    assert other.status_code == 200 and other.json()["personal_data_withheld"] is False
+    assert RECENT["email"] in _database_text(engine)

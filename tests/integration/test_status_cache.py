@@ -15,6 +15,9 @@ from sqlmodel import Session, select
 from portal.models import Order, OrderLine, Return
 from portal.returns import policy, service
 from portal.returns.status_cache import CSRF_MARKER, find_by_status_link
+from litestar.testing import TestClient
+
+from portal.app import create_app
 from tests.integration.conftest import csrf_of
 
 
@@ -148,7 +151,6 @@ def test_an_unchanged_page_is_answered_without_reading_a_table(client, demo_engi
         again = [client.get(path_of(ret)) for _ in range(5)]
     assert all(r.status_code == 200 and r.text == first.text for r in again)
     assert statements == []
-    assert client.app.state.db_memo.in_memory is (demo_engine.dialect.name == "sqlite")
     with counted_statements(demo_engine) as statements:  # a commit: the next view reads again, once
         run_sql(demo_engine, "UPDATE order_line SET name = 'Renamed tee' WHERE sku = 'TS-100'")
         statements.clear()
@@ -176,3 +178,24 @@ def test_a_wrong_token_is_refused_even_when_the_right_one_is_kept(client, demo_e
     for wrong in (ret.status_token[:-1] + ("A" if ret.status_token[-1] != "A" else "B"), ret.status_token[:-1], ""):
         assert client.get(f"/r/{ret.rma}/{wrong}").status_code == 404, wrong
     assert client.get(path_of(ret)).status_code == 200
+
+
+def test_the_commit_counter_connections_close_with_the_app(settings, demo_engine):
+    ret = register(demo_engine, {"TS-100": 1}, "cache-nonce-00000012")
+    postgres = demo_engine.dialect.name == "postgresql"
+
+    def snapshot_readers() -> int:  # connections that have read the snapshot, the counting one included
+        with demo_engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                        " AND query LIKE '%pg_current_snapshot%'")).scalar_one()
+
+    before = snapshot_readers() if postgres else 0
+    app = create_app(settings, demo_engine)
+    counter = app.state.db_memo._counter
+    with TestClient(app, base_url="http://testserver.local") as client:
+        assert client.get(path_of(ret)).status_code == 200 and client.get(path_of(ret)).status_code == 200
+        if postgres:
+            assert snapshot_readers() == before + 1  # the event loop's connection
+        else:
+            assert counter._conn is not None  # the file handle the counter reads on
+    assert (snapshot_readers() == before) if postgres else counter._conn is None
