@@ -100,8 +100,10 @@ class PostgresSnapshotStamp:
                 self._async_loop = loop
             cursor = await self._async_conn.execute(SNAPSHOT_SQL)
             return (await cursor.fetchone())[0]
-        except (psycopg.Error, OSError):
-            self._async_conn = None  # reconnect next time; meanwhile nothing kept is used
+        except (psycopg.Error, OSError):  # reconnect next time; meanwhile nothing kept is used
+            conn, self._async_conn = self._async_conn, None
+            if conn is not None:
+                await conn.close()
             return None
 
 

@@ -199,3 +199,29 @@ def test_the_commit_counter_connections_close_with_the_app(settings, demo_engine
         else:
             assert counter._conn is not None  # the file handle the counter reads on
     assert (snapshot_readers() == before) if postgres else counter._conn is None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_lost_snapshot_connection_falls_back_to_the_database_and_reconnects(client, demo_engine):
+    ret = register(demo_engine, {"TS-100": 1}, "cache-nonce-00000013")
+    first = client.get(path_of(ret))
+    assert client.get(path_of(ret)).text == first.text
+
+    def terminate_snapshot_readers() -> int:
+        with demo_engine.connect() as conn:
+            return len(conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND query LIKE '%pg_current_snapshot%'")).all())
+
+    assert terminate_snapshot_readers() == 1  # as a server restart or a proxy timeout would
+    with counted_statements(demo_engine) as statements:
+        fallback = client.get(path_of(ret))  # the read fails: nothing kept is used, the database answers
+        assert fallback.status_code == 200 and fallback.text == first.text and len(statements) >= 2
+        statements.clear()
+        run_sql(demo_engine, "UPDATE order_line SET name = 'After the reconnect' WHERE sku = 'TS-100'")
+        statements.clear()
+        assert "After the reconnect" in client.get(path_of(ret)).text  # reconnected, and the change shows
+        statements.clear()
+        assert "After the reconnect" in client.get(path_of(ret)).text
+        assert statements == []  # kept again
