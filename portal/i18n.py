@@ -15,7 +15,7 @@ from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency, get_currency_precision, get_decimal_symbol
 from babel.support import NullTranslations, Translations
 
 from portal.config import SUPPORTED_LANGUAGES
@@ -157,6 +157,11 @@ def money(amount_minor: int, currency: str, language: str) -> str:
     digits = get_currency_precision(currency)
     amount = Decimal(amount_minor).scaleb(-digits)
     return format_currency(amount, currency, locale=babel_locale(language))
+
+
+def local_decimal(text: str, language: str) -> str:
+    """A decimal written with '.' ('33.3') the way `language` writes it ('33,3' in Swedish)."""
+    return text.replace(".", get_decimal_symbol(babel_locale(language)))
 
 
 def local_date(value: date | datetime | None, language: str, tz: str, fmt: str = "long") -> str:

@@ -157,7 +157,8 @@ def dashboard_charts(dash, lang: str = "en") -> DashboardCharts:
 
     def rate_chart(chart_id: str, rows) -> Chart:
         items = [Item(row.key, float(row.rate), staff_text("%(percent)s %% (%(returned)s of %(sold)s)",
-                                                            percent=row.percent, returned=row.returned, sold=row.sold))
+                                                            percent=i18n.local_decimal(row.percent, lang),
+                                                            returned=row.returned, sold=row.sold))
                  for row in rows]
         return bar_chart(chart_id, items, empty_text=staff_text("No returns in this period") if items else EMPTY_TEXT)
 
@@ -173,7 +174,8 @@ def dashboard_charts(dash, lang: str = "en") -> DashboardCharts:
     return DashboardCharts(
         by_sku=rate_chart("chart-rate-sku", dash.rates.by_sku),
         by_category=rate_chart("chart-rate-category", dash.rates.by_category),
-        reasons=bar_chart("chart-reasons", [Item(r.label, r.units, f"{r.units} ({r.percent} %)") for r in dash.reasons],
+        reasons=bar_chart("chart-reasons", [Item(r.label, r.units, f"{r.units} ({i18n.local_decimal(r.percent, lang)} %)")
+                                                  for r in dash.reasons],
                           label_width=190, text_width=130),
         weekly=weekly,
         days=column_chart("chart-days", [Item(label, n, str(n)) for label, n in histogram_buckets(dash.days.histogram)],

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from portal.dashboard import charts, csv_export, metrics
 from portal.dashboard.filters import COUNTRIES, FIELDS, ParsedFilter, parse_filter
-from portal.i18n import staff_text
+from portal.i18n import local_decimal, staff_text
 from portal.staff.guards import staff_guard, staff_of
 from portal.web.templating import page, staff_language
 
@@ -55,7 +55,8 @@ class DashboardController(Controller):
             request, "staff/dashboard.html", status_code=400 if parsed.errors else 200, staff=staff_of(request),
             dash=dash, charts=drawn, values=parsed.values, errors=parsed.errors, countries=COUNTRIES,
             query=urlencode(parsed.filter.query()) if parsed.filter else "",
-            days_text=metrics.days_text, top=metrics.TOP_RATES,
+            days_text=lambda days: local_decimal(metrics.days_text(days), lang), top=metrics.TOP_RATES,
+            num=lambda text: local_decimal(text, lang),  # "33.3" -> "33,3" for Swedish staff
         )
 
     @get("/{filename:str}", name="staff_dashboard_csv", opt=VIEW, sync_to_thread=True)

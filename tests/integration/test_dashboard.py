@@ -230,6 +230,7 @@ def test_march_figures_in_the_page(support, dataset):
     assert found["days-table"][1:] == [["1", "1"], ["2", "2"], ["3", "1"], ["10", "1"]]  # counted per whole day
 
 
+
 def test_overdue_and_norway_storage(support, dataset):
     html = support.get(f"/staff/dashboard?{MARCH}").text
     days_late = (dataset["today"] - date(2025, 3, 25)).days
@@ -471,5 +472,12 @@ def test_swedish_staff_read_the_charts_in_swedish(staff_client, dataset, demo_en
             s.add(user)
         s.commit()
     html = client.get(f"/staff/dashboard?{MARCH}").text
-    assert ">66.7 % (4 av 6)</text>" in html  # the number printed next to the bar
+    assert ">66,7 % (4 av 6)</text>" in html  # the number printed next to the bar, with a Swedish decimal comma
+    found = tables(html)
+    assert text_of(html, "figure-return-rate").startswith("Returgrad 37,5 %")
+    assert found["return-rate-sku-table"][1][-1] == "66,7 %" and found["reasons-table"][1][-1] == "41,7 %"
+    assert text_of(html, "days-p90").endswith(": 7,2")
+    assert "37.5" not in html and "66.7" not in html
+    csv_rows = read_csv(client.get(f"/staff/dashboard/return-rate-by-category.csv?{MARCH}"))
+    assert ["shirts", "21", "7", "33.3"] in csv_rows  # machine-readable: a point in every language
     assert "Inga data för perioden" in client.get(f"/staff/dashboard?{MARCH}&country=DK").text
