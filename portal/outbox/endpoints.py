@@ -21,7 +21,9 @@ EVENT_TYPES = (
     "refund.requested",
     "refund.issued",
     "exchange.requested",
+    "exchange.shipped",
     "collection.created",
+    "storage.overdue",  # a Norwegian return at the consolidation point past its free storage days
 )
 ALL_EVENTS = "*"
 DELIVERY_LOG_SIZE = 50

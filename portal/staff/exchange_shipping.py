@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from portal.i18n import staff_text
-from portal.models import Exchange, Return
+from portal.models import Exchange, Order, Return
+from portal.outbox.service import enqueue_webhook_event
 from portal.returns import exchange_shipment, service
 from portal.staff.accounts import StaffPrincipal
 from portal.staff.common import bump_version, check_version, staff_event
@@ -97,5 +98,13 @@ def mark_exchange_shipped(session: Session, ret: Return, staff: StaffPrincipal, 
     event = staff_event(session, ret, staff, exchange_shipment.EXCHANGE_SHIPPED,
                         before={"state": "requested"}, after={"state": "shipped", FIELD: tracking},
                         tracking_number=tracking, exchange_ids=ids, items=items)
+    enqueue_webhook_event(session, exchange_shipment.EXCHANGE_SHIPPED, {
+        "rma": ret.rma, "order_number": _order_number(session, ret), "tracking_number": tracking,
+        "exchange_ids": ids, "items": items,
+    }, unique=f"return:{ret.id}", return_id=ret.id)  # one shipment per return: a second one is refused above
     session.flush()
     return exchange_shipment.from_event(event)
+
+
+def _order_number(session: Session, ret: Return) -> str:
+    return session.get(Order, ret.order_id).number

@@ -18,7 +18,7 @@ from portal.outbox.dispatcher import Throttle, dispatch_due
 from portal.returns import policy, service
 from tests.integration.conftest import csrf_of
 from tests.integration.outbox_helpers import running_smtp
-from tests.integration.test_refunds_staff import hidden, inspect
+from tests.integration.test_refunds_staff import add_endpoint, hidden, inspect, outbox
 
 TRACKING = "JJFI64560000123456"
 SHIPPED_TEXTS = {  # (subject, text body) per language; the items loop uses the new list variable
@@ -106,6 +106,7 @@ def shipped_return(demo_engine, staff_client):
 def test_warehouse_marks_the_replacement_shipped_once_and_the_customer_hears_once(
         shipped_return, demo_engine, staff_client, client, settings):
     rma, rule_id = shipped_return
+    endpoint_id = add_endpoint(demo_engine, ["exchange.shipped"])
     warehouse = staff_client("warehouse")
     page = warehouse.get(f"/staff/returns/{rma}").text
     assert 'action="/staff/returns/%s/exchange-shipped"' % rma in page and "Mark exchange shipped" in page
@@ -143,6 +144,10 @@ def test_warehouse_marks_the_replacement_shipped_once_and_the_customer_hears_onc
     later = warehouse.post(f"/staff/returns/{rma}/exchange-shipped", data=ship_form(fresh, "OTHER123456", version_of(demo_engine, rma)))
     assert later.status_code == 409 and "already marked shipped" in later.text
     assert len(state(demo_engine, rma)[1]) == 1 and len(state(demo_engine, rma)[2]) == 1
+    [hook] = outbox(demo_engine, "exchange.shipped")  # the shop's webhook, once
+    assert (hook.channel, hook.endpoint_id, hook.payload["type"]) == ("webhook", endpoint_id, "exchange.shipped")
+    assert hook.payload["data"] == {"rma": rma, "order_number": "DK-3001", "tracking_number": TRACKING,
+                                    "exchange_ids": event.data["exchange_ids"], "items": event.data["items"]}
 
     # The staff page: the timeline entry and the exchange's tracking number.
     assert 'data-type="exchange.shipped"' in fresh and f"tracking {TRACKING}" in fresh
