@@ -4,9 +4,9 @@ Usage: .venv/bin/python bench/status_scale.py [--database-url postgresql://postg
                                               [--returns 1000 1000000] [--seconds 8] [--connections 16] [--keep]
 Creates the database portal_bench_scale on that server (dropped at the end unless --keep), migrates it, loads the
 demo data and one measured return, then bulk-inserts orders, order lines, returns, return lines, events and refunds
-with generate_series. At each size it loads the status page as served (from memory, or from the render-once cache: one query)
-and rendered afresh (?lang=sv bypasses the cache: the full set of queries), and prints p50/p99. The served page
-reads no table while nothing is committed (portal/commit_counter.py), so it should not grow at all.
+with generate_series. At each size it loads the status page as served (from memory, or from the render-once cache:
+one query) and rendered afresh (?lang=sv bypasses the cache: the full set of queries), and prints p50/p99. The
+served page reads no table while nothing is committed (portal/commit_counter.py), so it should not grow at all.
 Target: p99 grows by less than 50 % from the smallest to the largest size.
 """
 

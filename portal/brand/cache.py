@@ -108,13 +108,19 @@ class BrandCache:
         self._read_at = float("-inf")
 
     def get(self) -> Brand:
-        brand = self._brand
-        if brand is not None and self._clock() - self._read_at < self.max_age_s:
+        brand = self.fresh()
+        if brand is not None:
             return brand
         with self._lock:  # one reader refreshes; the others wait for it instead of querying too
             if self._brand is None or self._clock() - self._read_at >= self.max_age_s:
                 self._refresh()
             return self._brand
+
+    def fresh(self) -> Brand | None:
+        """The brand if it was read recently enough, else None; never reads the database or waits for a lock
+        (for the event loop: a reader that would have to refresh goes to a worker thread instead)."""
+        brand = self._brand
+        return brand if brand is not None and self._clock() - self._read_at < self.max_age_s else None
 
     def _refresh(self) -> None:
         try:

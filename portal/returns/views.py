@@ -202,27 +202,27 @@ class ConsumerController(Controller):
     async def status(self, request: Request, rma: FromPath[str], token: FromPath[str]) -> Template | Response:
         """The hot path. A page is rendered once per digest of its rows (see status_cache); while nothing
         has been committed since, it is answered from memory in the event loop, without a thread."""
-        request.state.commit_version = await request.app.state.db_memo.version_async()
-        html = self._status_from_memory(request, rma, token)
-        if html is not None:
-            return _html_response(request, html)
+        if "lang" not in request.query_params:  # the language switcher renders afresh (and sets a cookie)
+            request.state.commit_version = await request.app.state.db_memo.version_async()
+            html = self._status_from_memory(request, rma, token)
+            if html is not None:
+                return _html_response(request, html)
         return await sync_to_thread(self._status_from_database, request, rma, token)
 
     def _status_from_memory(self, request: Request, rma: str, token: str) -> str | None:
         """The kept page, if the client has no recorded misses, the link is right and nothing has been
-        committed since all three were read; None sends the request down the database path."""
+        committed since all three were read; None sends the request down the database path. Reads nothing,
+        waits for nothing: it runs in the event loop."""
         state = request.app.state
-        memo = state.db_memo
-        if "lang" in request.query_params:
-            return None
+        memo, brand = state.db_memo, state.brand_cache.fresh()
         version = _commit_version(request)
-        if not memo.get(_misses_key(request), version):
+        if brand is None or not memo.get(_misses_key(request), version):
             return None
         link = status_cache.remembered_link(memo, version, rma, token)
         if link is None:
             return None
         request.state.lang = pick_language(None, link.language)
-        return state.status_pages.get(self._page_key(request, link))
+        return state.status_pages.get(self._page_key(request, link, brand))
 
     def _status_from_database(self, request: Request, rma: str, token: str) -> Template | Response:
         """A cached page costs the rate-limit read and one query (the digest); no ORM session unless it renders."""
@@ -234,7 +234,7 @@ class ConsumerController(Controller):
         if "lang" in request.query_params:  # the language switcher also sets a cookie: render it afresh
             with session_scope(engine) as db:
                 return self._status_page(request, db, db.get(Return, link.id), just_created)
-        pages, key = request.app.state.status_pages, self._page_key(request, link)
+        pages, key = request.app.state.status_pages, self._page_key(request, link, request.app.state.brand_cache.get())
         html = pages.get(key)
         if html is None:
             with session_scope(engine) as db:
@@ -244,10 +244,9 @@ class ConsumerController(Controller):
             pages.put(key, html)
         return _html_response(request, html)
 
-    def _page_key(self, request: Request, link: status_cache.StatusLink) -> tuple:
-        settings = request.app.state.settings
-        return status_cache.page_key(link, request.state.lang, request.query_params.get("new") == "1",
-                                     request.app.state.brand_cache.get(), settings.timezone)
+    def _page_key(self, request: Request, link: status_cache.StatusLink, brand) -> tuple:
+        return status_cache.page_key(link, request.state.lang, request.query_params.get("new") == "1", brand,
+                                     request.app.state.settings.timezone)
 
     def _status_page(self, request: Request, db: Session, ret, just_created: bool) -> Template:
         view = build_status_view(db, ret, request.app.state.settings)
