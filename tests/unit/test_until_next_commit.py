@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,12 @@ import sqlalchemy as sa
 from portal.commit_counter import BatchedRead, PostgresSnapshotStamp, SQLiteCommitCounter, commit_counter
 from portal.db import make_engine
 from portal.returns.status_cache import UntilNextCommit
+
+
+def run_async(coroutine):
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps a loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture
@@ -72,7 +79,7 @@ def test_the_postgres_snapshot_moves_on_commits_only(postgres_url):
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE IF EXISTS stamp_probe"))
         engine.dispose()
-        asyncio.run(stamp.aclose())
+        run_async(stamp.aclose())
 
 
 def test_an_unreadable_database_gives_no_counter_value(tmp_path):
@@ -154,7 +161,7 @@ def test_callers_waiting_together_share_one_read_started_after_they_arrived():
         release.set()
         return await first, await asyncio.gather(*later)
 
-    first, later = asyncio.run(scenario())
+    first, later = run_async(scenario())
     assert first == 1  # the first caller's read
     assert later == [2] * 10  # ten callers, one more read, which began after all of them had asked
     assert started == [1, 2]
@@ -173,7 +180,7 @@ def test_a_failed_read_answers_none_and_the_next_read_goes_ahead():
         batched = BatchedRead(read)
         return await batched(), await batched()
 
-    assert asyncio.run(scenario()) == (None, "stamp")
+    assert run_async(scenario()) == (None, "stamp")
 
 
 @pytest.mark.postgres
@@ -186,5 +193,5 @@ def test_the_postgres_snapshot_reads_the_same_from_the_event_loop(postgres_url):
         finally:
             await stamp.aclose()
 
-    assert any(len(set(asyncio.run(both()))) == 1 for _ in range(5))
-    assert asyncio.run(PostgresSnapshotStamp("postgresql://postgres@127.0.0.1:1/none").read_async()) is None
+    assert any(len(set(run_async(both()))) == 1 for _ in range(5))
+    assert run_async(PostgresSnapshotStamp("postgresql://postgres@127.0.0.1:1/none").read_async()) is None
