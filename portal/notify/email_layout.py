@@ -1,4 +1,5 @@
-"""The branded frame around a notification e-mail's HTML body (templates/emails/layout.html)."""
+"""The branded frame around a notification e-mail's HTML body (templates/emails/layout.html), and the same
+support contact under its plain-text body (templates/emails/footer.txt)."""
 
 from __future__ import annotations
 
@@ -50,12 +51,23 @@ def brand_from_variables(variables: dict) -> EmailBrand:
     )
 
 
-@lru_cache(maxsize=1)
-def _layout():
-    return build_environment(TEMPLATES_DIR).get_template("emails/layout.html")
+@lru_cache(maxsize=2)
+def _template(name: str):
+    return build_environment(TEMPLATES_DIR).get_template(name)
 
 
 def wrap(body_html: str, variables: dict, language: str) -> str:
     """The full HTML document: body_html (already rendered and escaped) inside the brand's frame."""
     lang = language if language in SUPPORTED_LANGUAGES else "en"
-    return _layout().render(lang=lang, brand=brand_from_variables(variables), body=Markup(body_html)).strip()
+    return _template("emails/layout.html").render(lang=lang, brand=brand_from_variables(variables),
+                                                  body=Markup(body_html)).strip()
+
+
+TEXT_SIGNATURE = "\n\n-- \n"  # the usual signature separator: mail clients set what follows apart
+
+
+def with_text_footer(body_text: str, variables: dict, language: str) -> str:
+    """The plain-text body followed by the brand's support contact, in `language`."""
+    lang = language if language in SUPPORTED_LANGUAGES else "en"
+    footer = _template("emails/footer.txt").render(lang=lang, brand=brand_from_variables(variables)).strip()
+    return body_text + TEXT_SIGNATURE + footer

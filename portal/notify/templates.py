@@ -63,12 +63,15 @@ class Rendered:
 def render_all(template, context: dict) -> Rendered:
     """Subject, text and HTML body and SMS text of a NotificationTemplate (or anything with those fields).
 
-    The HTML body comes framed in the brand's layout (logo, colour, support contact) in the template's language.
+    The HTML body comes framed in the brand's layout (logo, colour, support contact) in the template's language;
+    the text body ends with the same support contact.
     """
     html = render_html(template.body_html, context)
+    text = render_text(template.body_text, context)
+    language = getattr(template, "language", "en")
     return Rendered(
         subject=" ".join(render_text(template.subject, context).split()),
-        text=render_text(template.body_text, context),
-        html=email_layout.wrap(html, context, getattr(template, "language", "en")) if html else "",
+        text=email_layout.with_text_footer(text, context, language) if text else "",
+        html=email_layout.wrap(html, context, language) if html else "",
         sms=render_text(template.sms_text, context),
     )

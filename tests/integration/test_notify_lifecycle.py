@@ -381,7 +381,11 @@ def test_a_returns_life_sends_exactly_the_expected_messages(language, client, st
     subject, text, _ = customer_mail("return.registered")
     assert subject == {"sv": f"Vi har registrerat din retur {rma}", "nb": f"Vi har registrert returen din {rma}"}[language]
     assert text.startswith({"sv": "Hej Anna! Din retur", "nb": "Hei Ola! Returen din"}[language])
-    assert f"{walk.order} " in text and "PostNord" in text and text.endswith(status_link)
+    body, footer = text.split("\n\n-- \n")  # the brand's support contact under the text, in the same language
+    assert f"{walk.order} " in body and "PostNord" in body and body.endswith(status_link)
+    assert footer.startswith({"sv": "Frågor om din retur? Kontakta Nordic Outdoor AB:",
+                              "nb": "Spørsmål om returen din? Kontakt Nordic Outdoor AB:"}[language])
+    assert {"sv": "E-post: ", "nb": "E-post: "}[language] in footer
     with Session(engine) as s:
         created = s.get(Return, return_id).created_at
     deadline = format_date(created.astimezone(STOCKHOLM).date() + timedelta(days=settings.return_expiry_days),
